@@ -1,0 +1,143 @@
+"""Command line: ``python -m autograde {release,check,grade} ...`` (see ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .course import CourseError
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m autograde",
+                                description="Release and grade the course's notebooks.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("release", help="regenerate notebooks/ from solutions/ with nbgrader")
+    r.add_argument("assignments", nargs="*", help="only these (default: all)")
+    r.add_argument("--check", action="store_true",
+                   help="change nothing; exit 1 and name the stale notebooks if any")
+
+    c = sub.add_parser("check", help="grade a notebook (or a folder) against the full tests")
+    c.add_argument("path", type=Path, help="a .ipynb file or a folder of them")
+    c.add_argument("--json", action="store_true", help="print the report as JSON")
+    c.add_argument("--timeout", type=_positive(float), default=None, metavar="S",
+                   help="seconds any one cell may run (default 120)")
+    c.add_argument("--memory-limit", type=_positive(int), default=None, metavar="MB",
+                   help="address-space limit of the student kernel (default 3072)")
+
+    g = sub.add_parser("grade", help="grade a whole class of submissions")
+    g.add_argument("submissions", type=Path,
+                   help="folder of submissions (nbgrader's submitted/ layout or flat)")
+    g.add_argument("--out", type=Path, required=True, help="folder for grades and feedback")
+    g.add_argument("--workers", type=_positive(int), default=None)
+    g.add_argument("--timeout", type=_positive(float), default=None, metavar="S")
+    g.add_argument("--memory-limit", type=_positive(int), default=None, metavar="MB")
+    g.add_argument("--executor", default="local", help="local or dask://HOST:PORT")
+    return p
+
+
+def _options(args):
+    from .grader import Options
+
+    opts = Options()
+    if args.timeout:
+        opts.timeout = args.timeout
+    if args.memory_limit:
+        opts.memory_mb = args.memory_limit
+    return opts
+
+
+def _print_report(rep: dict) -> None:
+    name = Path(rep["notebook"]).name
+    print(f"{name}  (assignment {rep['assignment'] or '?'})  status: {rep['status']}")
+    if rep.get("message"):
+        print(f"  {rep['message']}")
+    width = max([len(t["grade_id"]) for t in rep["tests"]] + [10])
+    for t in rep["tests"]:
+        mark = "ok  " if t["passed"] else "FAIL"
+        print(f"  {mark} {t['grade_id']:<{width}} {t['score']:g}/{t['max_score']:g}")
+        if t["message"]:
+            for line in t["message"].splitlines():
+                print(f"        {line}")
+    for f in rep["flags"]:
+        print(f"  note: {f}")
+    manual = sum(m["max_score"] for m in rep.get("manual", []))
+    extra = f" (+{manual:g} points graded by hand)" if manual else ""
+    print(f"  score: {rep['score']:g} / {rep['max_score']:g}{extra}")
+
+
+def _check(args) -> int:
+    from .grader import check_notebook, find_notebooks
+
+    path = args.path
+    if not path.exists():
+        print(f"error: {path} does not exist", file=sys.stderr)
+        return 2
+    opts = _options(args)
+    if path.is_dir():
+        paths = find_notebooks(path)
+        if not paths:
+            print(f"error: no .ipynb files under {path}", file=sys.stderr)
+            return 2
+        reports = []
+        if not args.json:
+            print(f"{'notebook':<48} {'status':<18} {'score':>12} {'time':>7}")
+        for p in paths:
+            t0 = time.monotonic()
+            rep = check_notebook(p, opts)
+            reports.append(rep)
+            if not args.json:
+                score = f"{rep['score']:g}/{rep['max_score']:g}"
+                print(f"{str(p.relative_to(path)):<48} {rep['status']:<18} {score:>12} "
+                      f"{time.monotonic() - t0:6.1f}s", flush=True)
+        if args.json:
+            print(json.dumps(reports, indent=1))
+        return 0
+    rep = check_notebook(path, opts)
+    if args.json:
+        print(json.dumps(rep, indent=1))
+    else:
+        _print_report(rep)
+    return 0 if rep["status"] in ("graded", "timeout", "kernel_died", "memory_exceeded") else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "release":
+            from .release import release
+
+            return release(args.assignments, check=args.check)
+        if args.command == "check":
+            return _check(args)
+        if args.command == "grade":
+            from .classgrade import grade_main
+
+            return grade_main(args)
+    except CourseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

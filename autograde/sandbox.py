@@ -1,0 +1,157 @@
+"""Run an IPython kernel for untrusted student code inside a sandbox.
+
+The kernel is a real ``ipykernel`` started through :mod:`autograde.sandbox_boot`, which sets
+resource limits (address space, file size, processes) and starts a new process group.
+When bubblewrap (``bwrap``, Debian package ``bubblewrap``) works on the machine, the kernel also
+runs in its own network, PID and mount namespaces: no network at all, the whole file system
+read-only, ``/tmp`` private, and the course's secrets (``solutions/``, ``.git``, the gradebook,
+grading outputs, other students' submissions) replaced by empty folders. The kernel talks to
+the grader over Unix sockets in a private working folder (ZeroMQ ``ipc`` transport), which is
+why it needs no network.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jupyter_client import KernelManager
+
+from .course import CourseError, course_root
+
+DEFAULT_MEMORY_MB = 3072
+DEFAULT_TIMEOUT_S = 300.0
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_works() -> bool:
+    """True when ``bwrap`` can create the namespaces we need on this machine."""
+    exe = shutil.which("bwrap")
+    if not exe or os.environ.get("TUG_NO_BWRAP"):
+        return False
+    try:
+        proc = subprocess.run(
+            [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+             "--unshare-net", "--unshare-pid", "--die-with-parent", "true"],
+            capture_output=True, timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
+
+
+@dataclass
+class SandboxConfig:
+    memory_mb: int = DEFAULT_MEMORY_MB
+    hide: list[Path] = field(default_factory=list)
+    isolate: bool = True  # False only for the trusted run of the instructor's solution
+
+    def secrets(self) -> list[Path]:
+        root = course_root()
+        paths = [root / "solutions", root / ".git", root / "submitted", root / "autograded",
+                 root / "feedback", root / ".autograde-cache", root / "gradebook.db",
+                 root / "source", root / "release", root / "exchange"]
+        return [p for p in paths + list(self.hide) if p.exists()]
+
+
+class SandboxedKernelManager(KernelManager):
+    """A KernelManager whose kernel process starts inside the sandbox."""
+
+    def __init__(self, *args, sandbox: SandboxConfig, workdir: Path, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sandbox = sandbox
+        self.workdir = Path(workdir)
+        self.flags: list[str] = []
+
+    async def _async_interrupt_kernel(self) -> None:
+        # Signals do not cross into bubblewrap's PID namespace: ask the kernel itself.
+        msg = self.session.msg("interrupt_request", content={})
+        self._connect_control_socket()
+        self.session.send(self._control_socket, msg)
+
+    interrupt_kernel = KernelManager.interrupt_kernel
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        kernel = [sys.executable, "-m", "autograde.sandbox_boot",
+                  "--memory-mb", str(self.sandbox.memory_mb if self.sandbox.isolate else 0),
+                  "--", sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file]
+        if not self.sandbox.isolate:
+            return kernel
+        if not bwrap_works():
+            self.flags.append("sandbox_limited: bubblewrap unavailable, so the kernel ran with "
+                              "resource limits only (no network or file-system isolation)")
+            return kernel
+        cmd = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+               "--tmpfs", "/tmp", "--tmpfs", "/dev/shm", "--tmpfs", "/run"]
+        home = Path.home()
+        for private in (".ssh", ".gnupg", ".aws", ".config", ".jupyter", ".netrc",
+                        ".git-credentials", ".local/share/jupyter"):
+            p = home / private
+            if p.is_dir():
+                cmd += ["--tmpfs", str(p)]
+            elif p.exists():
+                cmd += ["--ro-bind", "/dev/null", str(p)]
+        for secret in self.sandbox.secrets():
+            if secret.is_dir():
+                cmd += ["--tmpfs", str(secret)]
+            else:
+                cmd += ["--ro-bind", "/dev/null", str(secret)]
+        cmd += ["--bind", str(self.workdir), str(self.workdir),
+                "--chdir", str(self.workdir / "cwd"),
+                "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+                "--die-with-parent", "--new-session", "--"]
+        return cmd + kernel
+
+
+def kernel_env(workdir: Path, record_mode: str) -> dict[str, str]:
+    """A small, explicit environment for the kernel (nothing secret is inherited)."""
+    keep = ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV", "PYTHONHASHSEED", "TZ")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    for sub in ("home", "ipython", "mpl", "runtime", "cwd"):
+        (workdir / sub).mkdir(parents=True, exist_ok=True)
+    env.update(
+        HOME=str(workdir / "home"),
+        IPYTHONDIR=str(workdir / "ipython"),
+        MPLCONFIGDIR=str(workdir / "mpl"),
+        JUPYTER_RUNTIME_DIR=str(workdir / "runtime"),
+        MPLBACKEND="Agg",
+        TUG_STATIC_WIDGETS="1",
+        TUG_TESTING_MODE=record_mode,
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
+    return env
+
+
+def start_kernel(workdir: Path, sandbox: SandboxConfig, record_mode: str, cwd: Path | None = None):
+    """Start a kernel and return ``(manager, client)``; the caller shuts it down."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    km = SandboxedKernelManager(
+        sandbox=sandbox, workdir=workdir, transport="ipc", ip=str(workdir / "kernel-ipc"),
+        connection_file=str(workdir / "kernel.json"),
+    )
+    env = kernel_env(workdir, record_mode)
+    log = open(workdir / "kernel.log", "ab")  # noqa: SIM115 - lives as long as the kernel
+    km.start_kernel(env=env, cwd=str(cwd or (workdir / "cwd")), stdout=log, stderr=log)
+    log.close()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=90)
+    except RuntimeError as exc:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        raise CourseError(
+            f"could not start the grading kernel ({exc}). Check that this Python "
+            f"({sys.executable}) has ipykernel installed; set TUG_NO_BWRAP=1 to run "
+            "without bubblewrap if the sandbox itself fails on this machine."
+        ) from None
+    return km, kc

@@ -127,6 +127,9 @@ def expectations(a: Assignment, refresh: bool = False) -> dict:
         tmp_path = cache.with_suffix(f".tmp{os.getpid()}")
         tmp_path.write_text(json.dumps(data))
         os.replace(tmp_path, cache)
+        for old in cache_dir.glob(f"{a.name}-*.json"):
+            if old != cache:
+                old.unlink(missing_ok=True)
     except OSError:
         pass
     return data

@@ -217,10 +217,13 @@ def _judge_close(got: Any, expected: Any, opts: dict) -> str | None:
         return f"got NaN at index {tuple(int(i) for i in idx)} where {e[tuple(idx)]!r} was expected"
     ok = np.isclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
     if not ok.all():
+        tol = f"(rtol={rtol:g}, atol={atol:g})"
+        if ok.size == 1:
+            return f"expected {float(e.reshape(())):.10g}, got {float(g.reshape(())):.10g} {tol}"
         idx = tuple(int(i) for i in np.argwhere(~ok)[0])
         return (
-            f"{int((~ok).sum())} of {ok.size} values differ (rtol={rtol}, atol={atol}); first at "
-            f"index {idx}: expected {e[idx]!r}, got {g[idx]!r}"
+            f"{int((~ok).sum())} of {ok.size} values differ {tol}; first at index {idx}: "
+            f"expected {float(e[idx]):.10g}, got {float(g[idx]):.10g}"
         )
     return None
 

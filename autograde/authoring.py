@@ -120,7 +120,8 @@ def mcq(topic: str, question: str, choices: dict[str, str], correct: str, points
     t = tests(
         f"test_predict_{topic}",
         "from course_utils.testing import check_equal\n"
-        f"check_equal('answer_{topic} is one of the choices', answer_{topic} in {sorted(choices)!r}, "
+        f"check_equal('answer_{topic} is one of the choices', "
+        f"answer_{topic} in {sorted(choices)!r}, "
         f"True, hint='Write one letter as a string, for example \"a\".')\n"
         "### BEGIN HIDDEN TESTS\n"
         f"check_equal('answer_{topic}', answer_{topic}, {correct!r})\n"

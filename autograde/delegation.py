@@ -14,8 +14,7 @@ import ast
 from dataclasses import dataclass, field
 
 DYNAMIC_NAMES = {"eval", "exec", "compile", "__import__", "globals", "locals", "vars",
-                 "__builtins__", "importlib", "builtins", "__dict__", "__getattribute__",
-                 "modules"}
+                 "__builtins__", "importlib", "builtins", "__dict__", "__getattribute__"}
 
 
 @dataclass
@@ -72,7 +71,7 @@ def analyse(key: str, source: str) -> CellCode:
         elif isinstance(node, ast.Attribute):
             d = _dotted(node)
             cell.dotted.append(d)
-            if node.attr in DYNAMIC_NAMES:
+            if node.attr in DYNAMIC_NAMES or d == "sys.modules":
                 cell.dynamic.append(d)
         elif isinstance(node, ast.Import):
             for alias in node.names:
@@ -80,6 +79,8 @@ def analyse(key: str, source: str) -> CellCode:
                 cell.defines.add((alias.asname or alias.name).split(".")[0])
                 if alias.name.split(".")[0] in DYNAMIC_NAMES:
                     cell.dynamic.append(alias.name)
+                if alias.name == "sys" and alias.asname not in (None, "sys"):
+                    cell.dynamic.append(f"import sys as {alias.asname}")
         elif isinstance(node, ast.ImportFrom):
             mod = node.module or ""
             for alias in node.names:
@@ -87,6 +88,8 @@ def analyse(key: str, source: str) -> CellCode:
                 cell.defines.add(alias.asname or alias.name)
             if mod.split(".")[0] in DYNAMIC_NAMES:
                 cell.dynamic.append(mod)
+            if mod == "sys" and any(a.name == "modules" for a in node.names):
+                cell.dynamic.append("sys.modules")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             if node.func.id in ("getattr", "setattr", "hasattr", "delattr") and len(node.args) > 1:
                 name = node.args[1]

@@ -43,7 +43,8 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
         nb = nbformat.reads(raw, as_version=4)
         nbformat.validate(nb)
     except Exception as exc:  # nbformat raises several kinds
-        raise InvalidNotebook(f"{path}: not a valid notebook ({str(exc).splitlines()[0]})") from None
+        first = str(exc).splitlines()[0]
+        raise InvalidNotebook(f"{path}: not a valid notebook ({first})") from None
     return nb
 
 

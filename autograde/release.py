@@ -49,7 +49,8 @@ def _generate(assignment: Assignment, out_dir: Path) -> Path:
     env = dict(os.environ)
     # nbgrader finds autograde/nbgrader_config.py through the Jupyter config path
     env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
-        [str(CONFIG.parent)] + ([env["JUPYTER_CONFIG_PATH"]] if env.get("JUPYTER_CONFIG_PATH") else [])
+        [str(CONFIG.parent)]
+        + ([env["JUPYTER_CONFIG_PATH"]] if env.get("JUPYTER_CONFIG_PATH") else [])
     )
     proc = subprocess.run(cmd, cwd=assignment.root, capture_output=True, text=True, env=env)
     produced = out_dir / assignment.name / f"{assignment.name}.ipynb"

@@ -315,7 +315,10 @@ def _emit(record: dict) -> None:
 
 def _check(kind: str, label: str, got: Any, expected: Any, opts: dict, inputs: Any, hint):
     mode = _state["mode"]
-    inputs_text = None if inputs is None else (inputs if isinstance(inputs, str) else _short(inputs))
+    if inputs is None or isinstance(inputs, str):
+        inputs_text = inputs
+    else:
+        inputs_text = _short(inputs)
     if mode == "record":
         _emit({"label": label, "got": encode(got)})
         return

@@ -45,10 +45,21 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("submissions", type=Path,
                    help="folder of submissions (nbgrader's submitted/ layout or flat)")
     g.add_argument("--out", type=Path, required=True, help="folder for grades and feedback")
-    g.add_argument("--workers", type=_positive(int), default=None)
-    g.add_argument("--timeout", type=_positive(float), default=None, metavar="S")
-    g.add_argument("--memory-limit", type=_positive(int), default=None, metavar="MB")
-    g.add_argument("--executor", default="local", help="local or dask://HOST:PORT")
+    g.add_argument("--workers", type=_positive(int), default=None,
+                   help="submissions graded at once (default: the number of CPUs)")
+    g.add_argument("--timeout", type=_positive(float), default=None, metavar="S",
+                   help="seconds any one cell may run (default 120)")
+    g.add_argument("--memory-limit", type=_positive(int), default=None, metavar="MB",
+                   help="address-space limit of each student kernel (default 3072)")
+    g.add_argument("--executor", default="local",
+                   help="'local' (worker processes on this machine) or dask://HOST:PORT "
+                        "(a Dask distributed scheduler whose workers see the same files)")
+    g.add_argument("--roster", type=Path, default=None,
+                   help="CSV of student ids (column student_id or id): every student gets "
+                        "a row, even without a submission")
+    g.add_argument("--assignment", action="append", default=None, metavar="NAME",
+                   help="grade only this assignment (repeatable; default: every assignment "
+                        "found in the submissions)")
     return p
 
 

@@ -40,13 +40,15 @@ from .notebooks import (
     is_test,
     points,
     read_notebook,
+    visible_source,
 )
+from .pruning import prunable
 from .runner import CellJob, run_cells
 from .sandbox import DEFAULT_MEMORY_MB, SandboxConfig
 
 DEFAULT_CELL_TIMEOUT = 120.0
 DEFAULT_TOTAL_TIMEOUT = 1200.0
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 
 
 @dataclass
@@ -55,6 +57,8 @@ class Options:
     total_timeout: float = DEFAULT_TOTAL_TIMEOUT
     memory_mb: int = DEFAULT_MEMORY_MB
     hide: tuple[Path, ...] = ()
+    # skip instructor cells that no test or student cell needs (see autograde.pruning)
+    run_all_cells: bool = bool(os.environ.get("TUG_RUN_ALL_CELLS"))
 
 
 # ----------------------------------------------------------------------------- assignment
@@ -101,10 +105,16 @@ def expectations(a: Assignment, refresh: bool = False) -> dict:
             pass
     sol = read_notebook(a.source)
     jobs, tests = [], {}
+    probes = {}  # job index -> test cell index, for the visible part of a test cell
     for i, cell in enumerate(sol.cells):
         if cell.cell_type != "code":
             continue
         kind = "test" if is_test(cell) else "setup"
+        if kind == "test" and visible_source(cell.source) != cell.source:
+            # run the part students see first, to learn which checks are visible
+            probe = -1 - i
+            probes[probe] = i
+            jobs.append(CellJob(probe, visible_source(cell.source), "test", grade_id(cell)))
         jobs.append(CellJob(i, cell.source, kind, grade_id(cell)))
         if kind == "test":
             tests[i] = grade_id(cell)
@@ -112,7 +122,12 @@ def expectations(a: Assignment, refresh: bool = False) -> dict:
         results, _ = run_cells(jobs, Path(tmp), SandboxConfig(isolate=False), "expect",
                                cell_timeout=600, total_timeout=1800)
     out: dict[str, dict] = {}
+    visible: dict[int, set[str]] = {}
     for res in results:
+        if res.index in probes:
+            visible[probes[res.index]] = {r.get("label") for r in res.records
+                                         if isinstance(r, dict)}
+            continue
         if res.status != "ok":
             where = f"test cell {tests[res.index]}" if res.index in tests else f"cell {res.index}"
             raise CourseError(
@@ -120,6 +135,10 @@ def expectations(a: Assignment, refresh: bool = False) -> dict:
                 f"{res.traceback or ''}\nFix the solution before grading."
             )
         if res.index in tests:
+            seen = visible.get(res.index)
+            for rec in res.records:
+                if isinstance(rec, dict):
+                    rec["hidden"] = seen is not None and rec.get("label") not in seen
             out[tests[res.index]] = {"records": res.records}
     data = {"assignment": a.name, "fingerprint": key, "tests": out}
     try:
@@ -165,17 +184,20 @@ def build_jobs(student, solution, released_sources: set[str]):
                 flags.append(f"duplicate_cell: a second copy of locked cell {gid} was ignored")
                 continue
             seen.add(gid)
-            jobs.append(CellJob(i, sol.source, "test" if is_test(sol) else "setup", gid))
+            jobs.append(CellJob(i, sol.source, "test" if is_test(sol) else "setup", gid,
+                                trusted=True))
             continue
         source = cell.get("source", "")
-        jobs.append(CellJob(i, source, "setup", gid))
+        # a cell left exactly as released is the instructor's code
+        jobs.append(CellJob(i, source, "setup", gid,
+                            trusted=source in released_sources and gid not in answer_ids))
         if gid in answer_ids and gid not in student_code:
             student_code[gid] = source
         elif source.strip() and source not in released_sources:
             student_code[f"your cell {i + 1}"] = source
     missing = [t for t in test_ids if t not in seen]
     for n, gid in enumerate(missing):
-        jobs.append(CellJob(10_000 + n, sol_by_id[gid].source, "test", gid))
+        jobs.append(CellJob(10_000 + n, sol_by_id[gid].source, "test", gid, trusted=True))
     if missing:
         flags.append("restored_test_cells: the notebook had lost test cell(s) "
                      + ", ".join(missing) + "; they were run at the end")
@@ -194,15 +216,25 @@ def _judge_cell(expected: list[dict], result, delegated: list[str]) -> tuple[boo
     error = result.short_error() if result is not None else "the test cell did not run"
     if result is not None and "NotImplementedError" in (result.ename or ""):
         return False, "not implemented yet: the stub still raises NotImplementedError"
+    n_hidden = 0
     for exp in expected:
         label = exp["label"]
+        shown = label
+        if exp.get("hidden"):
+            n_hidden += 1
+            shown = f"hidden check {n_hidden}"
         if label not in got_by_label:
-            problems.append(f"{label}: did not run ({error or 'no result was recorded'})")
+            problems.append(f"{shown}: did not run ({error or 'no result was recorded'})")
             break
         got = testing.decode(got_by_label[label])
         want = testing.decode(exp.get("expected"))
         problem = testing.judge(exp.get("kind", "equal"), got, want, exp.get("opts") or {})
-        if problem:
+        if problem and exp.get("hidden"):
+            # hidden tests keep their inputs and expected values private
+            problems.append(testing.failure_message(
+                shown, "wrong result (hidden test: its inputs and expected values stay "
+                "private)", None, exp.get("hint")))
+        elif problem:
             problems.append(testing.failure_message(label, problem, exp.get("inputs"),
                                                     exp.get("hint")))
     if result is not None and result.status != "ok" and not problems:
@@ -218,15 +250,21 @@ def _blank(a: Assignment | None, path: Path, status: str, message: str) -> dict:
             "score": 0.0, "max_score": 0.0, "tests": [], "flags": [], "message": message}
 
 
-def check_notebook(path: str | Path, opts: Options | None = None) -> dict:
-    """Grade one notebook; returns the JSON-able report described in the README."""
+def check_notebook(path: str | Path, opts: Options | None = None,
+                   assignment: str | None = None) -> dict:
+    """Grade one notebook; returns the JSON-able report described in the README.
+
+    ``assignment`` names the assignment when the caller knows it (class grading); otherwise
+    it is found from the file name or the notebook's cells.
+    """
     opts = opts or Options()
     path = Path(path).resolve()
+    known = {a.name: a for a in assignments()}
     try:
         nb = read_notebook(path)
     except InvalidNotebook as exc:
-        return _blank(None, path, "invalid_notebook", str(exc))
-    a = identify(nb, path)
+        return _blank(known.get(assignment or ""), path, "invalid_notebook", str(exc))
+    a = known.get(assignment) if assignment else identify(nb, path)
     if a is None:
         names = ", ".join(x.name for x in assignments())
         return _blank(None, path, "unknown_assignment",
@@ -236,6 +274,9 @@ def check_notebook(path: str | Path, opts: Options | None = None) -> dict:
     exp = expectations(a)
     released = _released_sources(a)
     jobs, student_code, flags = build_jobs(nb, solution, released)
+    if not opts.run_all_cells:
+        skip = prunable(jobs, [j.trusted for j in jobs])
+        jobs = [j for pos, j in enumerate(jobs) if pos not in skip]
 
     workdir = Path(tempfile.mkdtemp(prefix="tug-check-"))
     try:

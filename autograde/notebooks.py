@@ -83,3 +83,21 @@ def points(cell) -> float:
         return float(nbgrader_meta(cell).get("points", 0))
     except (TypeError, ValueError):
         return 0.0
+
+
+HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
+HIDDEN_END = "### END HIDDEN TESTS"
+
+
+def visible_source(source: str) -> str:
+    """A test cell's source as students see it: the hidden-tests region removed."""
+    out, hidden = [], False
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped == HIDDEN_BEGIN:
+            hidden = True
+        elif stripped == HIDDEN_END:
+            hidden = False
+        elif not hidden:
+            out.append(line)
+    return "\n".join(out)

@@ -31,6 +31,7 @@ class CellJob:
     source: str
     kind: str  # "setup" (ordinary or answer cell) or "test"
     grade_id: str | None = None
+    trusted: bool = False  # taken from the instructor's solution, not written by the student
 
 
 @dataclass

@@ -15,6 +15,7 @@ How a verdict is reached:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -98,11 +99,32 @@ def expectations(a: Assignment, refresh: bool = False) -> dict:
     key = _fingerprint(a)
     cache_dir = a.root / ".autograde-cache"
     cache = cache_dir / f"{a.name}-{key}.json"
-    if cache.exists() and not refresh:
-        try:
-            return json.loads(cache.read_text())
-        except (OSError, json.JSONDecodeError):
-            pass
+    if not refresh:
+        hit = _read_cache(cache)
+        if hit is not None:
+            return hit
+    try:  # one trusted run at a time per assignment; the others wait and reuse its result
+        cache_dir.mkdir(exist_ok=True)
+        lock = open(cache_dir / f"{a.name}.lock", "w")  # noqa: SIM115 - closed below
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    except OSError:
+        lock = None
+    try:
+        hit = None if refresh else _read_cache(cache)
+        return hit if hit is not None else _compute_expectations(a, key, cache, cache_dir)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _read_cache(cache: Path) -> dict | None:
+    try:
+        return json.loads(cache.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _compute_expectations(a: Assignment, key: str, cache: Path, cache_dir: Path) -> dict:
     sol = read_notebook(a.source)
     jobs, tests = [], {}
     probes = {}  # job index -> test cell index, for the visible part of a test cell

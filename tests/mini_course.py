@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autograde.authoring import answer, code, free_text, hidden_tests, hint, md, mcq, tests, write
+from autograde.authoring import answer, code, free_text, hidden_tests, hint, mcq, md, tests, write
 
 NAME = "01_mini"
 

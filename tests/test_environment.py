@@ -4,7 +4,6 @@ import re
 import tomllib
 
 import yaml
-
 from conftest import ROOT
 
 CONDA_TO_PIP = {"pytorch-cpu": "torch", "pytorch": "torch"}

@@ -12,7 +12,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import check_json, copy_with, run_autograde
 
 pytestmark = pytest.mark.slow
@@ -73,6 +72,20 @@ def test_wrong_answer_loses_points_only_on_its_exercise(variant, env):
     assert ex["sigmoid"] == 3 and ex["predict_depth"] == 1
     msg = [t for t in rep["tests"] if t["grade_id"] == "test_square"][0]["message"]
     assert "square(3)" in msg and "expected 9, got 6" in msg
+
+
+def test_hidden_checks_keep_their_inputs_and_expected_values_private(variant, env):
+    positive_only = GOOD_SQUARE.replace("np.asarray(x, dtype=float) * np.asarray(x, dtype=float)",
+                                        "np.abs(x) * np.asarray(x, dtype=float)")
+    rep = check_json(variant("hidden", square=positive_only), env)
+    tests = {t["grade_id"]: t for t in rep["tests"]}
+    assert tests["test_square"]["passed"] and not tests["test_square_hidden"]["passed"]
+    msg = tests["test_square_hidden"]["message"]
+    assert "hidden check 1" in msg and "private" in msg
+    for secret in ("linspace", "square(linspace)", "-3", "9.0", "expected 9", ", got"):
+        assert secret not in msg, (secret, msg)
+    proc = run_autograde(["check", str(variant("hidden2", square=positive_only))], env=env)
+    assert "linspace" not in proc.stdout and "hidden check 1" in proc.stdout
 
 
 def test_printing_and_warning_answers_keep_full_marks(variant, env):

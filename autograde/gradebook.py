@@ -182,10 +182,9 @@ def sync_gradebook(folder: Path, assigns: list[Assignment], rows) -> Path | None
             sub_dir.mkdir(parents=True, exist_ok=True)
             if row.path:
                 shutil.copyfile(row.path, sub_dir / f"{a}.ipynb")
-                stamp_file = Path(row.path).parent / "timestamp.txt"
-                if stamp_file.exists():
-                    shutil.copyfile(stamp_file, sub_dir / "timestamp.txt")
             timestamp = _timestamp(row.path)
+            # formgrader counts a submission as autograded when these timestamps agree
+            (sub_dir / "timestamp.txt").write_text(timestamp)
             graded = autograded_notebook(released, student_nb, row.report)
             auto_dir = folder / "autograded" / row.student_id / a
             auto_dir.mkdir(parents=True, exist_ok=True)

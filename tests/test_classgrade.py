@@ -29,6 +29,7 @@ GOOD = {
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))''',
     "predict_depth": 'answer_depth = "b"',
+    "why_relu": "It does not saturate for positive inputs, and it is cheap.",
 }
 SIGN_SLIP = '''def sigmoid(x):
     return 1 / (1 + np.exp(np.asarray(x, dtype=float)))'''  # right at 0 only
@@ -231,7 +232,8 @@ def test_nbgrader_export_feedback_and_formgrader_work(graded):
         base = f"http://127.0.0.1:{port}"
         subs = _get_json(f"{base}/formgrader/api/submissions/01_mini?token=tug", timeout=90)
         by_student = {s["student"]: s for s in subs}
-        assert by_student["ada"]["autoscore"] == 7.0
+        assert by_student["ada"]["autograded"] is True, by_student["ada"]
+        assert by_student["ada"]["code_score"] == 7.0 and by_student["cam"]["code_score"] == 5
         assert by_student["ada"]["needs_manual_grade"] is True  # the free-text answer
         nb_subs = _get_json(f"{base}/formgrader/api/submitted_notebooks/01_mini/01_mini"
                             "?token=tug")
@@ -243,7 +245,7 @@ def test_nbgrader_export_feedback_and_formgrader_work(graded):
         manual = next(g for g in grades if g["name"] == "why_relu")
         req = urllib.request.Request(
             f"{base}/formgrader/api/grade/{manual['id']}?token=tug", method="PUT",
-            data=json.dumps({"manual_score": 2.0}).encode(),
+            data=json.dumps({"manual_score": 2.0, "extra_credit": 0}).encode(),
             headers={"Content-Type": "application/json"})
         urllib.request.urlopen(req, timeout=60).read()
     finally:

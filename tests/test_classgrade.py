@@ -171,8 +171,8 @@ def test_rerun_is_idempotent_and_regrades_only_changes(graded):
     copy_with(sub / "ben" / "01_mini" / "01_mini.ipynb",
               sub / "ben" / "01_mini" / "01_mini.ipynb", GOOD)
     proc = run_autograde(["grade", str(sub), "--out", str(out), "--roster",
-                          str(graded["root"] / "roster.csv"), "--workers", "2"],
-                         env=graded["env"])
+                          str(graded["root"] / "roster.csv"), "--workers", "2", "--timeout",
+                          "30"], env=graded["env"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 submission(s) to grade, 6 unchanged" in proc.stdout, proc.stdout
     after = _grades(out)
@@ -258,8 +258,8 @@ def test_nbgrader_export_feedback_and_formgrader_work(graded):
     assert float(exported["ada"]["raw_score"]) == 9.0
 
     # re-grading keeps the manual grade
-    rerun = run_autograde(["grade", str(graded["sub"]), "--out", str(graded["out"])],
-                          env=graded["env"])
+    rerun = run_autograde(["grade", str(graded["sub"]), "--out", str(graded["out"]),
+                           "--timeout", "30"], env=graded["env"])
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     con = sqlite3.connect(nbg / "gradebook.db")
     assert con.execute("select manual_score from grade where manual_score is not null"

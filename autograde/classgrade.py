@@ -206,6 +206,24 @@ def discover(submissions: Path, out: Path, roster: list[str],
     return subs, notes
 
 
+def _known_students(out: Path) -> list[str]:
+    """Students of earlier runs into the same folder (kept in its gradebook): a re-run without
+    the roster still reports every one of them."""
+    import sqlite3
+
+    db = out / "nbgrader" / "gradebook.db"
+    if not db.exists():
+        return []
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return [row[0] for row in con.execute("select id from student")]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return []
+
+
 def read_roster(path: Path | None) -> list[str]:
     if path is None:
         return []
@@ -400,8 +418,8 @@ def grade_main(args) -> int:
     executor_spec = args.executor or "local"
     t_start = time.monotonic()
 
-    subs, notes = discover(submissions, out, read_roster(getattr(args, "roster", None)),
-                           getattr(args, "assignment", None))
+    roster = read_roster(getattr(args, "roster", None)) + _known_students(out)
+    subs, notes = discover(submissions, out, roster, getattr(args, "assignment", None))
     if not subs:
         raise CourseError(f"no students found in {submissions}")
     known = {a.name: a for a in assignments()}

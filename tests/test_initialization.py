@@ -1,0 +1,194 @@
+"""The reference initializers of ``course_utils.initialization`` against ``torch.nn.init``.
+
+Fans and gains must equal torch's exactly; every in-place initializer must reproduce torch's
+draws bit for bit under the same ``torch.Generator``; the experiments and plots must run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+import course_utils.initialization as I
+
+SHAPES = [(3, 5), (5, 3), (7, 4, 3), (16, 8, 3, 3), (4, 2, 3, 5, 2), (1, 1), (200, 100)]
+GAINS = ["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+         "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu"]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_fans_match_torch(shape):
+    expected = nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
+    assert I.fan_in_and_fan_out(shape) == expected
+    assert I.fan_in_and_fan_out(torch.Size(shape)) == expected
+
+
+@pytest.mark.parametrize("shape", [(), (5,)], ids=str)
+def test_fans_need_two_dims(shape):
+    with pytest.raises(ValueError):
+        nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
+    with pytest.raises(ValueError):
+        I.fan_in_and_fan_out(shape)
+
+
+def test_linear_and_conv_fans():
+    assert I.fan_in_and_fan_out(nn.Linear(100, 200).weight.shape) == (100, 200)
+    assert I.fan_in_and_fan_out(nn.Conv2d(16, 32, 3).weight.shape) == (16 * 9, 32 * 9)
+
+
+@pytest.mark.parametrize("name", GAINS)
+def test_gains_match_torch(name):
+    assert I.calculate_gain(name) == nn.init.calculate_gain(name)
+
+
+@pytest.mark.parametrize("param", [None, 0, 0.2, 1, -0.5, math.sqrt(5)])
+def test_leaky_relu_gain(param):
+    assert I.calculate_gain("leaky_relu", param) == pytest.approx(
+        nn.init.calculate_gain("leaky_relu", param), rel=1e-15)
+
+
+@pytest.mark.parametrize("args", [("softmax",), ("leaky_relu", "0.1"), ("leaky_relu", True)])
+def test_gain_errors(args):
+    with pytest.raises(ValueError):
+        nn.init.calculate_gain(*args)
+    with pytest.raises(ValueError):
+        I.calculate_gain(*args)
+
+
+INITS = [
+    ("xavier_uniform_", {}),
+    ("xavier_uniform_", {"gain": 5 / 3}),
+    ("xavier_normal_", {}),
+    ("xavier_normal_", {"gain": 0.5}),
+    ("kaiming_uniform_", {}),
+    ("kaiming_uniform_", {"a": math.sqrt(5)}),
+    ("kaiming_uniform_", {"mode": "fan_out", "nonlinearity": "relu"}),
+    ("kaiming_uniform_", {"a": 0.2, "mode": "FAN_OUT"}),
+    ("kaiming_normal_", {}),
+    ("kaiming_normal_", {"mode": "fan_out", "nonlinearity": "relu"}),
+    ("kaiming_normal_", {"nonlinearity": "tanh"}),
+    ("kaiming_normal_", {"a": 0.1, "nonlinearity": "leaky_relu"}),
+]
+
+
+@pytest.mark.parametrize("name, kw", INITS, ids=[f"{n}-{kw}" for n, kw in INITS])
+@pytest.mark.parametrize("shape", [(30, 20), (8, 4, 3, 3)], ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_initializers_match_torch_draw_for_draw(name, kw, shape, dtype):
+    ours = torch.empty(shape, dtype=dtype)
+    theirs = torch.empty(shape, dtype=dtype)
+    out = getattr(I, name)(ours, generator=torch.Generator().manual_seed(7), **kw)
+    getattr(nn.init, name)(theirs, generator=torch.Generator().manual_seed(7), **kw)
+    assert out is ours
+    assert torch.equal(ours, theirs)
+    assert ours.dtype == dtype
+
+
+@pytest.mark.parametrize("shape", [(30, 20), (8, 4, 3, 3)], ids=str)
+def test_lecun_normal_is_kaiming_linear(shape):
+    ours, theirs = torch.empty(shape), torch.empty(shape)
+    I.lecun_normal_(ours, generator=torch.Generator().manual_seed(3))
+    nn.init.kaiming_normal_(theirs, nonlinearity="linear",
+                            generator=torch.Generator().manual_seed(3))
+    assert torch.equal(ours, theirs)
+
+
+def test_initializers_record_no_history():
+    w = torch.empty(50, 40, requires_grad=True)
+    for fn in (I.xavier_uniform_, I.xavier_normal_, I.kaiming_uniform_, I.kaiming_normal_,
+               I.lecun_normal_):
+        out = fn(w)
+        assert out is w and out.grad_fn is None and w.is_leaf and w.requires_grad
+
+
+def test_initializers_use_the_global_generator_like_torch():
+    torch.manual_seed(11)
+    a = I.kaiming_uniform_(torch.empty(10, 6), a=math.sqrt(5))
+    torch.manual_seed(11)
+    b = nn.Linear(6, 10).weight.detach()
+    assert torch.equal(a, b)
+
+
+def test_empty_tensor_is_a_no_op_for_kaiming():
+    w = torch.empty(0, 3)
+    assert I.kaiming_uniform_(w) is w and I.kaiming_normal_(w) is w
+
+
+def test_stds():
+    shape = (30, 20)
+    assert I.xavier_std(shape) == pytest.approx(math.sqrt(2 / 50))
+    assert I.xavier_std(shape, gain=2.0) == pytest.approx(2 * math.sqrt(2 / 50))
+    assert I.kaiming_std(shape) == pytest.approx(math.sqrt(2 / 20))
+    assert I.kaiming_std(shape, mode="fan_out", nonlinearity="relu") == pytest.approx(
+        math.sqrt(2 / 30))
+    assert I.kaiming_std(shape, a=math.sqrt(5)) == pytest.approx(1 / math.sqrt(60))
+    assert I.lecun_std(shape) == pytest.approx(1 / math.sqrt(20))
+    with pytest.raises(ValueError):
+        I.kaiming_std(shape, mode="fan_avg")
+
+
+def test_named_inits_have_their_std():
+    gen = torch.Generator().manual_seed(0)
+    for init in I.INITS:
+        w = I.init_named_(torch.empty(400, 300, dtype=torch.float64), init, gen)
+        want = I.init_weight_std(init, 300, 400)
+        assert w.std().item() == pytest.approx(want, rel=0.02, abs=1e-12)
+    w = I.init_named_(torch.empty(400, 300, dtype=torch.float64), "pytorch_default", gen)
+    assert w.abs().max().item() <= 1 / math.sqrt(300)
+
+
+def test_activation_stds_follow_theory():
+    for act, init in [("tanh", "xavier"), ("relu", "small"), ("selu", "lecun"),
+                      ("linear", "lecun")]:
+        got = I.activation_stds(8, 256, act, init, n_samples=500)
+        want = I.predicted_stds(8, 256, act, init)["act_std"]
+        assert got.shape == (8,)
+        np.testing.assert_allclose(np.log(got), np.log(want), atol=0.3)
+    a = I.activation_stds(3, 32, "relu", "he", seed=4)
+    assert np.array_equal(a, I.activation_stds(3, 32, "relu", "he", seed=4))
+    with pytest.raises(ValueError):
+        I.activation_stds(3, 32, "swish", "he")
+
+
+def test_layer_statistics_and_theory_shapes():
+    res = I.layer_statistics(6, 64, "tanh", "xavier", n_samples=128, keep=100)
+    th = I.predicted_stds(6, 64, "tanh", "xavier")
+    assert res["act_std"].shape == res["grad_std"].shape == th["grad_std"].shape == (6,)
+    assert len(res["act_samples"]) == 6 and res["act_samples"][0].shape == (100,)
+    np.testing.assert_allclose(np.log(res["act_std"]), np.log(th["act_std"]), atol=0.2)
+    np.testing.assert_allclose(np.log(res["grad_std"]), np.log(th["grad_std"]), atol=0.4)
+
+
+def test_gaussian_moments():
+    mean, second, slope2 = I.gaussian_moments("relu", 1.0)
+    assert mean == pytest.approx(1 / math.sqrt(2 * math.pi), rel=1e-6)
+    assert second == pytest.approx(0.5, rel=1e-6)
+    assert slope2 == pytest.approx(0.5, rel=1e-3)
+    assert I.gaussian_moments("linear", 2.0)[1] == pytest.approx(2.0, rel=1e-6)
+
+
+def test_plots_are_pure_figures():
+    before = dict(matplotlib.rcParams)
+    res = [I.layer_statistics(4, 32, a, i, n_samples=64, keep=50)
+           for a in ("tanh", "relu") for i in ("xavier", "he")]
+    th = [I.predicted_stds(4, 32, r["activation"], r["init"]) for r in res]
+    figs = [
+        I.plot_std_curves(res, th),
+        I.plot_std_curves(res, th, quantity="grad_std"),
+        I.plot_layer_histograms(res[:2], [1, 4]),
+        I.plot_variance_vs_n([1, 10, 100], [1.0, 9.0, 110.0]),
+        I.plot_normal_vs_uniform(np.random.default_rng(0).normal(size=500),
+                                 np.random.default_rng(1).uniform(-1, 1, 500), 1 / math.sqrt(3)),
+        I.plot_default_linear_init([10, 100], 50, [0.18, 0.058], res[:2]),
+        I.plot_elu_factors({1.0: np.ones(4), 2.0: np.ones(4) * 2}),
+    ]
+    for fig in figs:
+        assert isinstance(fig, Figure)
+        assert fig.axes and all(ax.get_xlabel() for ax in fig.axes if ax.get_visible())
+    assert dict(matplotlib.rcParams) == before

@@ -1,0 +1,69 @@
+"""Interactive visualisers, one per notebook: a pure ``plot_*`` function returning a
+``matplotlib.figure.Figure`` (with the ``*_data`` function it draws) and a thin widget class.
+
+========================  =============================  ==========================================
+notebook                  widget                         pure functions
+========================  =============================  ==========================================
+00_unstable_gradients     :class:`GradientFlowExplorer`  gradient_flow_data / plot_gradient_flow
+01_activations            :class:`ActivationExplorer`    activation_data / plot_activations
+02_initialization         :class:`InitializationLab`     init_lab_data / plot_initialization
+03_batch_norm             :class:`BatchNormExplorer`     batchnorm_data / plot_batchnorm
+04_gradient_clipping      :class:`ClippingGeometry`      clipping_data / plot_clipping
+05_in_practice            :class:`TrainingDoctor`        training_doctor_data / plot_training
+========================  =============================  ==========================================
+
+Display a widget as the last expression of a cell. Without a widget front end (nbconvert,
+nbgrader, ``TUG_STATIC_WIDGETS=1``) the same call shows the static figure and a one-line note.
+Importing this package changes no global state (no pyplot, no rcParams, no backend switch).
+"""
+
+from ._common import OKABE_ITO, STATIC_ENV, figure_to_png, widgets_available
+from .activation_explorer import (
+    ActivationExplorer,
+    activation_data,
+    activation_explorer,
+    plot_activations,
+)
+from .batch_norm_explorer import (
+    BatchNormExplorer,
+    batch_norm_explorer,
+    batchnorm_data,
+    plot_batchnorm,
+)
+from .clipping_geometry import (
+    ClippingGeometry,
+    clipping_data,
+    clipping_geometry,
+    plot_clipping,
+    recorded_grad_norm_trace,
+)
+from .gradient_flow import (
+    GradientFlowExplorer,
+    gradient_flow_data,
+    gradient_flow_explorer,
+    plot_gradient_flow,
+)
+from .initialization_lab import (
+    InitializationLab,
+    init_lab_data,
+    initialization_lab,
+    plot_initialization,
+)
+from .training_doctor import (
+    TrainingDoctor,
+    TrainingRun,
+    plot_training,
+    training_doctor,
+    training_doctor_data,
+)
+
+__all__ = [
+    "OKABE_ITO", "STATIC_ENV", "figure_to_png", "widgets_available",
+    "ActivationExplorer", "activation_data", "activation_explorer", "plot_activations",
+    "BatchNormExplorer", "batch_norm_explorer", "batchnorm_data", "plot_batchnorm",
+    "ClippingGeometry", "clipping_data", "clipping_geometry", "plot_clipping",
+    "recorded_grad_norm_trace",
+    "GradientFlowExplorer", "gradient_flow_data", "gradient_flow_explorer", "plot_gradient_flow",
+    "InitializationLab", "init_lab_data", "initialization_lab", "plot_initialization",
+    "TrainingDoctor", "TrainingRun", "plot_training", "training_doctor", "training_doctor_data",
+]

@@ -1,0 +1,444 @@
+"""Training doctor: configure a deep MLP, train it live, and read its diagnostics.
+
+Shown in notebooks/05_in_practice. Loss, per-layer gradient norms over time (a heat map),
+update-to-weight ratios (log10 std(Δw) / std(w), against the usual 1e-3 reference) and the
+fraction of saturated (sigmoid/tanh) or dead (ReLU family) units per layer.
+
+How the Stop button works: a run trains in a background thread in chunks of a few steps; the
+kernel's main thread stays free, so button clicks and control changes are handled at once.
+Stop (or any control change, which starts a new run) sets the run's own ``threading.Event``;
+the thread checks it between chunks and ends within one chunk (~10 steps). Each run has a
+generation number and only the current generation may touch the widgets, so an old thread can
+never overwrite a newer run's figure. Without a widget front end, everything runs synchronously.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from ._common import (
+    OKABE_ITO,
+    SEQUENTIAL_CMAP,
+    Visualiser,
+    dropdown,
+    figure_to_png,
+    finite_or,
+    float_slider,
+    int_slider,
+    log_safe,
+    log_slider,
+    new_figure,
+    style_axes,
+)
+from ._nets import ACTIVATIONS, INIT_LABELS, INITS, MLP, single_thread
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
+SATURATING = ("sigmoid", "tanh")
+UPDATE_RATIO_REFERENCE = -3.0  # log10(update / weight) of about -3 is the usual healthy pace
+N_FEATURES, N_CLASSES, N_SAMPLES, BATCH = 16, 4, 1024, 64
+
+
+@functools.lru_cache(maxsize=2)
+def doctor_dataset(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Standardized inputs (N, 16) and labels from a random 2-layer teacher network (4 classes)."""
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    x = torch.randn(N_SAMPLES, N_FEATURES, generator=gen)
+    w1 = torch.randn(N_FEATURES, 32, generator=gen) / math.sqrt(N_FEATURES)
+    w2 = torch.randn(32, N_CLASSES, generator=gen) / math.sqrt(32)
+    y = (torch.tanh(x @ w1 * 2) @ w2).argmax(dim=1)
+    return x, y
+
+
+class TrainingRun:
+    """One training run that advances in chunks and records diagnostics at every step.
+
+    ``history`` holds ``loss`` (T,), ``grad_norms`` (T, L) for the L Linear layers (input side
+    first), ``update_ratio`` (T, L) as log10 std(Δw)/std(w), ``saturation`` (T, L-1) for the
+    hidden layers, and ``status`` ("running", "done", "stopped", "diverged").
+    """
+
+    def __init__(self, depth=6, width=64, activation="sigmoid", init="pytorch_default",
+                 batch_norm=False, clip=0.0, residual=False, optimizer="sgd", lr=0.1,
+                 steps=300, seed=0):
+        self.config = {"depth": depth, "width": width, "activation": activation, "init": init,
+                       "batch_norm": batch_norm, "clip": clip, "residual": residual,
+                       "optimizer": optimizer, "lr": lr, "steps": steps, "seed": seed}
+        self.x, self.y = doctor_dataset(seed)
+        with single_thread():
+            self.model = MLP(N_FEATURES, width, N_CLASSES, depth, activation, init=init,
+                             batch_norm=batch_norm, residual=residual, seed=seed,
+                             dtype=torch.float32)
+        params = self.model.parameters()
+        if optimizer == "sgd":
+            self.opt = torch.optim.SGD(params, lr=lr)
+        elif optimizer == "momentum":
+            self.opt = torch.optim.SGD(params, lr=lr, momentum=0.9)
+        elif optimizer == "adam":
+            self.opt = torch.optim.Adam(params, lr=lr)
+        elif optimizer == "rmsprop":
+            self.opt = torch.optim.RMSprop(params, lr=lr)
+        else:
+            raise ValueError(f"unknown optimizer {optimizer!r}; choose from {OPTIMIZERS}")
+        self.gen = torch.Generator().manual_seed(seed + 1)
+        self.total_steps = steps
+        self.step_count = 0
+        self.status = "running"
+        n_lin = len(self.model.linears)
+        self.loss = np.full(steps, np.nan)
+        self.grad_norms = np.full((steps, n_lin), np.nan)
+        self.update_ratio = np.full((steps, n_lin), np.nan)
+        self.saturation = np.full((steps, depth), np.nan)
+
+    @property
+    def done(self) -> bool:
+        return self.status != "running"
+
+    def _saturation(self) -> np.ndarray:
+        out = np.empty(len(self.model.preactivations))
+        for i, z in enumerate(self.model.preactivations):
+            if self.config["activation"] in SATURATING:
+                a = torch.sigmoid(z) if self.config["activation"] == "sigmoid" else torch.tanh(z)
+                lo, hi = (0.02, 0.98) if self.config["activation"] == "sigmoid" else (-0.96, 0.96)
+                out[i] = float(((a < lo) | (a > hi)).float().mean())
+            else:  # dead: a unit whose pre-activation is <= 0 for every sample in the batch
+                out[i] = float((z <= 0).all(dim=0).float().mean())
+        return out
+
+    def advance(self, n_steps: int) -> None:
+        """Train up to ``n_steps`` more steps (fewer if the run ends or diverges)."""
+        if self.done:
+            return
+        clip = self.config["clip"]
+        with single_thread():
+            for _ in range(n_steps):
+                t = self.step_count
+                if t >= self.total_steps:
+                    self.status = "done"
+                    return
+                idx = torch.randint(0, N_SAMPLES, (BATCH,), generator=self.gen)
+                self.model.train()
+                logits = self.model(self.x[idx], keep=True)
+                loss = F.cross_entropy(logits, self.y[idx])
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                lins = self.model.linears
+                self.loss[t] = float(loss.detach())
+                self.grad_norms[t] = [float(lin.weight.grad.norm()) for lin in lins]
+                self.saturation[t] = self._saturation()
+                if clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+                before = [lin.weight.detach().clone() for lin in lins]
+                self.opt.step()
+                with torch.no_grad():
+                    ratios = [float((lin.weight - b).std() / (b.std() + 1e-12))
+                              for lin, b in zip(lins, before, strict=True)]
+                with np.errstate(divide="ignore"):
+                    self.update_ratio[t] = np.log10(np.maximum(ratios, 1e-30))
+                self.step_count = t + 1
+                if not math.isfinite(self.loss[t]) or not np.all(np.isfinite(self.grad_norms[t])):
+                    self.status = "diverged"
+                    return
+            if self.step_count >= self.total_steps:
+                self.status = "done"
+
+    def stop(self) -> None:
+        if not self.done:
+            self.status = "stopped"
+
+    def history(self) -> dict:
+        t = self.step_count
+        return {"step": np.arange(1, t + 1), "loss": self.loss[:t].copy(),
+                "grad_norms": self.grad_norms[:t].copy(),
+                "update_ratio": self.update_ratio[:t].copy(),
+                "saturation": self.saturation[:t].copy(), "status": self.status,
+                "total_steps": self.total_steps, "config": dict(self.config)}
+
+
+def training_doctor_data(steps: int = 300, **config) -> dict:
+    """Train one run to the end (synchronously) and return its history."""
+    run = TrainingRun(steps=steps, **config)
+    while not run.done:
+        run.advance(50)
+    return run.history()
+
+
+def _layer_colours(n: int):
+    from matplotlib import colormaps
+
+    cmap = colormaps[SEQUENTIAL_CMAP]
+    return [cmap(0.05 + 0.85 * i / max(n - 1, 1)) for i in range(n)]
+
+
+def _diagnosis(h: dict) -> str:
+    if h["status"] == "diverged":
+        return "DIVERGED (loss or gradients became inf/NaN): lower the learning rate or clip"
+    if not len(h["step"]):
+        return "no steps yet"
+    g = h["grad_norms"][-1]
+    sat = h["saturation"][-1]
+    if np.nanmax(sat) > 0.5:
+        kind = "saturated" if h["config"]["activation"] in SATURATING else "dead"
+        return f"many {kind} units: try ReLU-family + He init, or batch norm"
+    if g[0] < 1e-3 * g[-1]:
+        return "first layer gets < 1/1000 of the last layer's gradient: vanishing"
+    if g[0] > 1e3 * g[-1]:
+        return "first layer gets > 1000× the last layer's gradient: exploding"
+    ur = np.nanmedian(h["update_ratio"][-20:], axis=0)
+    if np.nanmax(ur) > -1.5:
+        return "updates are > 3% of the weights per step: learning rate too high"
+    if np.nanmax(ur) < -5:
+        return "updates are < 1e-5 of the weights: learning rate too low or gradients vanish"
+    return "no alarm: gradients flow and updates are near 1e-3 of the weights"
+
+
+def plot_training(history: dict, fig: Figure | None = None) -> Figure:
+    """Loss, gradient-norm heat map, update-to-weight ratios and saturation, over steps.
+
+    Always a new figure (``fig`` is accepted for a uniform signature and ignored): the live
+    run draws from a background thread, where sharing one figure between frames is unsafe.
+    """
+    del fig
+    fig = new_figure(11.0, 6.2)
+    (ax_l, ax_h), (ax_u, ax_s) = fig.subplots(2, 2)
+    fig.subplots_adjust(left=0.07, right=0.93, bottom=0.09, top=0.86, wspace=0.28, hspace=0.42)
+    step, cfg = history["step"], history["config"]
+    total = history["total_steps"]
+    n_lin = history["grad_norms"].shape[1] if history["grad_norms"].ndim == 2 else cfg["depth"] + 1
+    colours = _layer_colours(n_lin)
+
+    loss = finite_or(np.clip(history["loss"], 0.0, 10.0), 10.0)  # inf/NaN drawn at the top
+    ax_l.plot(step, loss, color=OKABE_ITO["blue"], lw=1.2)
+    ax_l.axhline(math.log(N_CLASSES), color=OKABE_ITO["grey"], ls="--", lw=1,
+                 label=f"chance: ln {N_CLASSES}")
+    ax_l.set_ylim(0, max(math.log(N_CLASSES) * 1.3, float(np.max(loss, initial=0.0)) * 1.05))
+    ax_l.set_xlim(0, total)
+    ax_l.legend(fontsize=7, frameon=False, loc="lower left")
+    style_axes(ax_l, xlabel="training step", ylabel="cross-entropy loss (nats)",
+               title="loss: should fall well below chance")
+
+    if len(step):
+        heat = np.log10(log_safe(history["grad_norms"], 1e-30, 1e30)).T
+        im = ax_h.imshow(heat, aspect="auto", origin="lower", cmap=SEQUENTIAL_CMAP,
+                         interpolation="nearest", extent=(0.5, len(step) + 0.5, 0.5, n_lin + 0.5))
+        cbar = fig.colorbar(im, ax=ax_h, pad=0.02)
+        cbar.set_label("log10 of gradient norm ||dL/dW||", fontsize=8)
+    ax_h.set_xlim(0, total)
+    ax_h.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+    style_axes(ax_h, xlabel="training step", ylabel="layer l (1 = input side)",
+               title="gradient norm per layer: look for dark rows (vanishing)", grid=False)
+
+    for i in range(n_lin):
+        if len(step):
+            ax_u.plot(step, finite_clip(history["update_ratio"][:, i]), color=colours[i], lw=1,
+                      label=f"layer {i + 1}" if n_lin <= 8 or i in (0, n_lin - 1) else None)
+    ax_u.axhline(UPDATE_RATIO_REFERENCE, color="black", ls="--", lw=1, label="reference 1e-3")
+    ax_u.set_xlim(0, total)
+    ax_u.legend(fontsize=6, frameon=False, ncol=2, loc="upper right")
+    style_axes(ax_u, xlabel="training step", ylabel="log10 std(Δw) / std(w)",
+               title="update-to-weight ratio: near -3 is healthy")
+
+    n_hidden = history["saturation"].shape[1] if history["saturation"].ndim == 2 else 0
+    kind = "saturated" if cfg["activation"] in SATURATING else "dead"
+    for i in range(n_hidden):
+        if len(step):
+            ax_s.plot(step, history["saturation"][:, i], color=colours[i], lw=1)
+    ax_s.set_ylim(-0.03, 1.03)
+    ax_s.set_xlim(0, total)
+    style_axes(ax_s, xlabel="training step", ylabel=f"fraction of {kind} units",
+               title=f"{kind} units per hidden layer (dark = input side): want near 0")
+
+    extras = [name for name, on in (("batch norm", cfg["batch_norm"]),
+                                    ("residual", cfg["residual"])) if on]
+    if cfg["clip"] > 0:
+        extras.append(f"clip {cfg['clip']:g}")
+    status = {"running": "training", "done": "done", "stopped": "stopped",
+              "diverged": "diverged"}[history["status"]]
+    fig.suptitle(f"{cfg['depth']}×{cfg['width']} {cfg['activation']}, "
+                 f"{INIT_LABELS.get(cfg['init'], cfg['init'])}"
+                 f"{', ' + ', '.join(extras) if extras else ''}; {cfg['optimizer']} lr "
+                 f"{cfg['lr']:.3g}. Step {len(step)}/{total} ({status})\n"
+                 f"Diagnosis: {_diagnosis(history)}", fontsize=10)
+    return fig
+
+
+def finite_clip(a, lo=-12.0, hi=3.0):
+    a = np.asarray(a, dtype=float)
+    return np.clip(np.where(np.isnan(a), np.nan, a), lo, hi)
+
+
+class TrainingDoctor(Visualiser):
+    """Configure a network, train it live with a Stop button, and read its diagnostics.
+
+    Shown in notebooks/05_in_practice. Any control change starts a new run (in a background
+    thread when a widget front end is present); the figure refreshes every ``frame_interval``
+    seconds while training. ``background=False`` trains synchronously (tests, benchmarks).
+    """
+
+    name = "training_doctor"
+    defaults = {"depth": 6, "width": 64, "activation": "sigmoid", "init": "pytorch_default",
+                "batch_norm": False, "clip": 0.0, "residual": False, "optimizer": "sgd",
+                "lr": 0.1, "steps": 300}
+    layout_columns = 4
+    chunk = 10
+
+    def __init__(self, background: bool = True, frame_interval: float = 0.4, **params):
+        super().__init__(**params)
+        self.background = background
+        self.frame_interval = frame_interval
+        self.run: TrainingRun | None = None
+        self.generation = 0
+        self.first_frame = threading.Event()
+        self._lock = threading.RLock()
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._progress = None
+        self._buttons = None
+
+    # pure part: a whole synchronous run (static display, tests)
+    def compute(self, params):
+        return training_doctor_data(**params)
+
+    def plot(self, data, fig=None):
+        return plot_training(data)
+
+    def _make_controls(self):
+        import ipywidgets as w
+
+        p = self.params
+        controls = {
+            "depth": int_slider("hidden layers", p["depth"], 1, 20),
+            "width": int_slider("width", p["width"], 8, 256, step=8),
+            "activation": dropdown("activation", p["activation"], list(ACTIVATIONS)),
+            "init": dropdown("init", p["init"], [(INIT_LABELS[k], k) for k in INITS]),
+            "batch_norm": w.Checkbox(value=p["batch_norm"], description="batch norm"),
+            "residual": w.Checkbox(value=p["residual"], description="residual"),
+            "clip": float_slider("clip norm (0 = off)", p["clip"], 0.0, 5.0, 0.1,
+                                 readout_format=".1f"),
+            "optimizer": dropdown("optimizer", p["optimizer"], list(OPTIMIZERS)),
+            "lr": log_slider("learning rate", p["lr"], -4, 1, step=0.25),
+            "steps": int_slider("steps", p["steps"], 50, 2000, step=50),
+        }
+        self._progress = w.IntProgress(value=0, min=0, max=p["steps"], description="progress")
+        train = w.Button(description="Train again", icon="play", button_style="success")
+        stop = w.Button(description="Stop", icon="stop", button_style="danger")
+        train.add_class("tug-train")
+        stop.add_class("tug-stop")
+        train.on_click(lambda _b: self.redraw())
+        stop.on_click(lambda _b: self.stop())
+        self._buttons = {"train": train, "stop": stop}
+        return controls
+
+    def _control_rows(self):
+        import ipywidgets as w
+
+        rows = super()._control_rows()
+        return [*rows, w.HBox([self._buttons["train"], self._buttons["stop"], self._progress])]
+
+    # live part
+    def redraw(self):
+        """Start a new run with the current parameters (replacing any running one).
+
+        The very first run (when the widget is built) trains synchronously, so the displayed
+        output already holds a finished figure, also for front ends without widgets.
+        """
+        background = self.background and self.n_draws > 0 and self._image is not None
+        self.start(background=background)
+
+    def start(self, background: bool = True):
+        with self._lock:
+            self._stop_event.set()  # ends the previous run's thread at its next chunk
+            self.generation += 1
+            gen = self.generation
+            stop_event = threading.Event()
+            self._stop_event = stop_event
+            self.first_frame = threading.Event()
+            self._start_time = time.perf_counter()
+        try:
+            run = TrainingRun(**self.params)
+        except Exception as exc:
+            self._show_error(exc)
+            return
+        self.run = run
+        if self._progress is not None:
+            self._progress.max = run.total_steps
+            self._progress.value = 0
+            self._progress.bar_style = "info"
+        if background:
+            self._thread = threading.Thread(target=self._train_loop,
+                                            args=(gen, run, stop_event, True),
+                                            name=f"training-doctor-{gen}", daemon=True)
+            self._thread.start()
+        else:
+            self._train_loop(gen, run, stop_event, live=False)
+
+    def stop(self):
+        """Ask the current run to stop at its next chunk (a few milliseconds)."""
+        self._stop_event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the current background run ends; True if it did within ``timeout``."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    def _train_loop(self, gen, run, stop_event, live):
+        last_frame = -math.inf
+        try:
+            while not run.done:
+                if stop_event.is_set():
+                    run.stop()
+                    break
+                run.advance(self.chunk)
+                if gen != self.generation:  # superseded by a newer run: end quietly
+                    run.stop()
+                    return
+                if self._progress is not None:
+                    self._progress.value = run.step_count
+                now = time.perf_counter()
+                if live and (not self.first_frame.is_set()
+                             or now - last_frame >= self.frame_interval) and not run.done:
+                    self._publish(gen, run)
+                    last_frame = time.perf_counter()
+            if stop_event.is_set():
+                run.stop()
+            self._publish(gen, run)
+        except Exception as exc:  # never let a thread die silently
+            self._show_error(exc)
+
+    def _publish(self, gen, run):
+        history = run.history()
+        fig = plot_training(history)
+        png = figure_to_png(fig)
+        with self._lock:
+            if gen != self.generation:
+                return  # a newer run owns the widgets now
+            self.data, self.figure, self.png = history, fig, png
+            self.n_draws += 1
+            if self._image is not None:
+                self._image.value = png
+            if self._progress is not None:
+                self._progress.value = run.step_count
+                self._progress.bar_style = {"done": "success", "stopped": "warning",
+                                            "diverged": "danger"}.get(run.status, "info")
+            last_loss = history["loss"][-1] if len(history["loss"]) else float("nan")
+            self._set_status(f"{run.status}: step {run.step_count}/{run.total_steps}, "
+                             f"loss {last_loss:.4g}")
+            if not self.first_frame.is_set():
+                self.last_update_ms = (time.perf_counter() - self._start_time) * 1000.0
+                self.first_frame.set()
+
+
+def training_doctor(**params) -> TrainingDoctor:
+    """Build the doctor (display it as a cell's last expression)."""
+    return TrainingDoctor(**params)

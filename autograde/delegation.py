@@ -71,7 +71,10 @@ def analyse(key: str, source: str) -> CellCode:
         elif isinstance(node, ast.Attribute):
             d = _dotted(node)
             cell.dotted.append(d)
-            if node.attr in DYNAMIC_NAMES or d == "sys.modules":
+            # attributes: only the dunder ways around a name (model.eval(), re.compile() are
+            # ordinary methods)
+            if (node.attr in DYNAMIC_NAMES and node.attr.startswith("__")) \
+                    or d == "sys.modules" or node.attr in ("__globals__", "__code__"):
                 cell.dynamic.append(d)
         elif isinstance(node, ast.Import):
             for alias in node.names:

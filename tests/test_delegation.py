@@ -1,0 +1,48 @@
+"""The anti-delegation scan (no kernels: pure AST analysis)."""
+
+from __future__ import annotations
+
+import pytest
+
+from autograde.delegation import analyse, violations
+
+FORBID = [".sigmoid", ".expit", "course_utils"]
+
+
+@pytest.mark.parametrize("src", [
+    "def f(x):\n    model.eval()\n    return re.compile('a')",
+    "def f(x):\n    m = torch.compile(net)\n    return [p for p in net.modules()]",
+    "def f(x):\n    return np.exp(-x)",
+])
+def test_ordinary_methods_are_not_dynamic_code(src):
+    assert analyse("f", src).dynamic == []
+
+
+@pytest.mark.parametrize("src, found", [
+    ("y = eval('1')", "eval"),
+    ("y = x.__dict__", "x.__dict__"),
+    ("y = f.__globals__", "f.__globals__"),
+    ("import builtins", "builtins"),
+    ("y = getattr(np, name)", "getattr(..., <computed name>)"),
+    ("from sys import modules", "sys.modules"),
+    ("import sys\ny = sys.modules", "sys.modules"),
+    ("import importlib", "importlib"),
+])
+def test_ways_around_a_name_are_flagged(src, found):
+    assert found in analyse("f", src).dynamic
+
+
+def test_forbidden_call_through_a_helper_cell_is_found():
+    cells = {
+        "sigmoid": analyse("sigmoid", "def sigmoid(x):\n    return helper(x)"),
+        "your cell 3": analyse("your cell 3", "import torch\ndef helper(x):\n"
+                                              "    return torch.sigmoid(x)"),
+    }
+    why = violations("sigmoid", FORBID, cells)
+    assert why and "torch.sigmoid" in why[0]
+
+
+def test_own_implementation_is_not_a_violation():
+    cells = {"sigmoid": analyse("sigmoid", "def sigmoid(x):\n    e = np.exp(-np.abs(x))\n"
+                                           "    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))")}
+    assert violations("sigmoid", FORBID, cells) == []

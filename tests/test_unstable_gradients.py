@@ -1,0 +1,128 @@
+"""Tests of course_utils.unstable_gradients against torch autograd."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from course_utils import unstable_gradients as ug
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_chain_matches_autograd(activation, seed):
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0.0, 2.0, size=25)
+    x = rng.normal()
+    got = ug.chain_grad_magnitudes(w, x, activation)
+    want = ug.chain_grad_magnitudes_autograd(w, x, activation)
+    assert got.dtype == np.float64 and got.shape == (25,)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-300)
+
+
+def test_chain_autograd_oracle_by_hand():
+    # two sigmoid layers: d a2/d a1 = s'(z2) w2, d a2/d a0 = s'(z2) w2 s'(z1) w1
+    w1, w2, x = 0.7, -1.3, 0.4
+    s = 1 / (1 + np.exp(-w1 * x))
+    t = 1 / (1 + np.exp(-w2 * s))
+    want = [abs(t * (1 - t) * w2 * s * (1 - s) * w1), abs(t * (1 - t) * w2)]
+    np.testing.assert_allclose(ug.chain_grad_magnitudes_autograd([w1, w2], x), want, rtol=1e-12)
+    np.testing.assert_allclose(ug.chain_grad_magnitudes([w1, w2], x), want, rtol=1e-12)
+
+
+def test_chain_relu_kink_and_extremes():
+    # z_2 = 0 exactly: PyTorch's relu'(0) = 0
+    np.testing.assert_array_equal(ug.chain_grad_magnitudes([1.0, 0.0, 2.0], 1.0, "relu"),
+                                  [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(ug.chain_grad_magnitudes_autograd([2.0, 3.0], 0.0, "relu"),
+                                  [0.0, 0.0])
+    for act in ("sigmoid", "tanh"):
+        w = [1e4, -1e4, 3.0, 1e4]
+        with np.errstate(all="raise"):
+            got = ug.chain_grad_magnitudes(w, -1.0, act)
+        np.testing.assert_allclose(got, ug.chain_grad_magnitudes_autograd(w, -1.0, act),
+                                   rtol=1e-10, atol=1e-300)
+    with pytest.raises(ValueError):
+        ug.chain_grad_magnitudes([1.0], 1.0, "gelu")
+    with pytest.raises(ValueError):
+        ug.chain_grad_magnitudes_autograd([1.0], 1.0, "gelu")
+
+
+def _nets():
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 5), nn.ReLU(),
+                          nn.Linear(5, 2))
+    nested = nn.Sequential(nn.Linear(3, 6), nn.BatchNorm1d(6), nn.ReLU(),
+                           nn.Sequential(nn.Linear(6, 4, bias=False), nn.Sigmoid()),
+                           nn.Linear(4, 2))
+    return [plain, nested]
+
+
+@pytest.mark.parametrize("which", [0, 1])
+@pytest.mark.parametrize("state", ["none", "zero", "values"])
+def test_layer_grad_norms(which, state):
+    model = _nets()[which]
+    twin = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(16, 3, generator=g), torch.randn(16, 2, generator=g)
+    if state != "none":
+        nn.functional.mse_loss(model(x), y * 3).backward()
+        if state == "zero":
+            model.zero_grad(set_to_none=False)
+    before = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+    got = ug.layer_grad_norms(model, x, y, nn.functional.mse_loss)
+    # oracle: a fresh copy, plain autograd
+    nn.functional.mse_loss(twin(x), y).backward()
+    want = [m.weight.grad.norm().item() for m in twin.modules() if isinstance(m, nn.Linear)]
+    assert all(type(v) is float for v in got)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    for p, b in zip(model.parameters(), before, strict=True):
+        if b is None:
+            assert p.grad is None
+        else:
+            assert torch.equal(p.grad, b)
+
+
+def test_make_mlp_and_train():
+    x, y = ug.make_rings(64, seed=1)
+    assert x.shape == (64, 2) and y.shape == (64, 1)
+    m1, m2 = ug.make_mlp(3, 8, "relu", init="he", seed=5), ug.make_mlp(3, 8, "relu", init="he",
+                                                                        seed=5)
+    for p, q in zip(m1.parameters(), m2.parameters(), strict=True):
+        assert torch.equal(p, q)
+    run = ug.train_sgd(m1, x, y, nn.BCEWithLogitsLoss(), steps=5, lr=0.1)
+    assert run["loss"].shape == (5,) and run["grad_norms"].shape == (5, 4)
+    assert run["first_nonfinite"] is None
+    big = ug.make_mlp(10, 32, "relu", init=3.0)
+    run = ug.train_sgd(big, *ug.make_rings(256), nn.BCEWithLogitsLoss(), steps=50, lr=0.1)
+    assert run["first_nonfinite"] is not None
+    res = ug.make_mlp(4, 8, "sigmoid", residual=True, batch_norm=False)
+    assert sum(isinstance(m, ug.ResidualBlock) for m in res.modules()) == 3
+
+
+def test_tent_network_pieces():
+    for k in range(1, 7):
+        net = ug.tent_network(k)
+        xs = torch.linspace(0, 1, 2**10 + 1, dtype=torch.float64)[:, None]
+        with torch.no_grad():
+            ys = net(xs)[:, 0].numpy()
+        assert ug.count_linear_pieces(xs[:, 0].numpy(), ys) == 2**k
+        assert sum(p.numel() for p in net.parameters()) == 6 * k + 1
+        assert ys.min() == pytest.approx(0.0) and ys.max() == pytest.approx(1.0)
+
+
+def test_plots_return_figures():
+    from matplotlib.figure import Figure
+
+    curves = {a: ug.chain_grad_magnitudes([1.0] * 10, 1.0, a) for a in ("sigmoid", "relu")}
+    assert isinstance(ug.plot_chain_gradients(curves), Figure)
+    assert isinstance(ug.plot_layer_grad_norms({"a": [1.0, 0.1, 0.0]}), Figure)
+    x, y = ug.make_rings(64)
+    runs = {"ok": ug.train_sgd(ug.make_mlp(2, 8, "relu"), x, y, nn.BCEWithLogitsLoss(),
+                               steps=3, lr=0.1),
+            "bad": ug.train_sgd(ug.make_mlp(10, 32, "relu", init=3.0), x, y,
+                                nn.BCEWithLogitsLoss(), steps=20, lr=0.1)}
+    assert isinstance(ug.plot_training_curves(runs, title="t"), Figure)
+    assert isinstance(ug.plot_sawtooth([1, 2]), Figure)

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -442,6 +443,20 @@ def grade_main(args) -> int:
         max_scores[name] = _max_score(known[name])
         print(f"  expected results for {name} ready ({time.monotonic() - t0:.1f} s)")
 
+    # nbgrader's own set-up of the gradebook course runs while the class is graded
+    from .gradebook import prepare_course, sync_gradebook
+
+    prep: dict = {}
+
+    def _prepare() -> None:
+        try:
+            prep["backup"] = prepare_course(out / "nbgrader", [known[n] for n in names])
+        except Exception as exc:  # reported after grading; results are safe on disk
+            prep["error"] = exc
+
+    prep_thread = threading.Thread(target=_prepare, daemon=True)
+    prep_thread.start()
+
     base_job = {"timeout": args.timeout or DEFAULT_CELL_TIMEOUT,
                 "total_timeout": DEFAULT_TOTAL_TIMEOUT,
                 "memory_mb": args.memory_limit or DEFAULT_MEMORY_MB,
@@ -495,9 +510,12 @@ def grade_main(args) -> int:
     _write_scores(out, ordered)
     for row in ordered:
         _write_feedback(out, row, known[row.assignment])
-    from .gradebook import sync_gradebook
-
-    backup = sync_gradebook(out / "nbgrader", [known[n] for n in names], ordered)
+    prep_thread.join()
+    if "error" in prep:
+        raise CourseError(f"grades and feedback are written, but the nbgrader gradebook could "
+                          f"not be prepared: {prep['error']}")
+    backup = prep.get("backup")
+    sync_gradebook(out / "nbgrader", [known[n] for n in names], ordered, prepared=True)
     _atomic_write(out / "summary.json", json.dumps(
         {"graded_at": _now(), "students": len(students), "assignments": names,
          "counts": _counts(ordered), "seconds": round(time.monotonic() - t_start, 1),

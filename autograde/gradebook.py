@@ -155,14 +155,17 @@ def autograded_notebook(released, student_nb, report: dict):
     return out
 
 
-def sync_gradebook(folder: Path, assigns: list[Assignment], rows) -> Path | None:
-    """Write every row into the nbgrader course in ``folder``; returns the backup path."""
+def sync_gradebook(folder: Path, assigns: list[Assignment], rows,
+                   prepared: bool = False) -> Path | None:
+    """Write every row into the nbgrader course in ``folder``; returns the backup path.
+
+    ``prepared``: :func:`prepare_course` already ran (it backs up the gradebook first)."""
     from nbgrader.api import Gradebook, MissingEntry
 
     from .notebooks import InvalidNotebook, read_notebook
 
     _venv_on_path()
-    backup = prepare_course(folder, assigns)
+    backup = None if prepared else prepare_course(folder, assigns)
     db_url = "sqlite:///" + str(folder / "gradebook.db")
     with warnings.catch_warnings(), Gradebook(db_url) as gb:
         # nbgrader's own add_submission triggers SQLAlchemy autoflush warnings; harmless

@@ -1,0 +1,199 @@
+"""Tests of course_utils.in_practice against quantities computed directly with torch."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from course_utils import in_practice as ip
+from course_utils.datasets import load_digits_split
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_digits_split()
+
+
+def _direct_report(model, x, y, loss_fn):
+    """The rule of notebook 05 computed the plain way: backward() on a copy of the model."""
+    import copy
+
+    m = copy.deepcopy(model)
+    acts = {}
+    mods = list(m.modules())
+    for i, mod in enumerate(mods):
+        if isinstance(mod, (nn.Sigmoid, nn.Tanh, nn.ReLU)):
+            mod.register_forward_hook(lambda mm, inp, out, i=i: acts.__setitem__(i, out.detach()))
+    loss_fn(m(x), y).backward()
+    layers = []
+    lin_idx = [i for i, mod in enumerate(mods) if isinstance(mod, nn.Linear)]
+    for k, i in enumerate(lin_idx):
+        nxt = lin_idx[k + 1] if k + 1 < len(lin_idx) else len(mods)
+        act = next((j for j in range(i + 1, nxt) if j in acts), None)
+        sat = dead = 0.0
+        if act is not None:
+            a = acts[act].double()
+            if isinstance(mods[act], nn.ReLU):
+                dead = float((a == 0).all(0).double().mean())
+            elif isinstance(mods[act], nn.Sigmoid):
+                sat = float(((2 * a - 1).abs() > 0.97).double().mean())
+            else:
+                sat = float((a.abs() > 0.97).double().mean())
+        layers.append((float(mods[i].weight.grad.double().norm()), sat, dead))
+    return layers
+
+
+@pytest.mark.parametrize("kw", [
+    dict(depth=4, width=32),
+    dict(depth=6, width=16, activation="sigmoid", init="normal", scale=3.0),
+    dict(depth=5, width=16, activation="tanh", init="xavier", batch_norm=True),
+    dict(depth=5, width=32, bias=-0.5),
+    dict(depth=3, width=8, activation="selu", init="lecun", loss="mse"),
+])
+def test_gradient_health_matches_direct_computation(kw):
+    model, x, y, loss_fn = ip.build_health_case(**kw)
+    rep = ip.gradient_health(model, x, y, loss_fn)
+    direct = _direct_report(model, x, y, loss_fn)
+    assert [d["name"] for d in rep["layers"]] == [n for n, m in model.named_modules()
+                                                  if isinstance(m, nn.Linear)]
+    for d, (g, s, z) in zip(rep["layers"], direct, strict=True):
+        assert set(d) == {"name", "grad_norm", "saturated_fraction", "dead_fraction"}
+        assert math.isclose(d["grad_norm"], g, rel_tol=1e-5, abs_tol=1e-12)
+        assert d["saturated_fraction"] == pytest.approx(s, abs=1e-12)
+        assert d["dead_fraction"] == pytest.approx(z, abs=1e-12)
+    assert all(type(d["grad_norm"]) is float for d in rep["layers"])
+
+
+def test_gradient_health_leaves_model_untouched():
+    model, x, y, loss_fn = ip.build_health_case(depth=3, width=8, batch_norm=True)
+    model.eval()
+    ip.gradient_health(model, x, y, loss_fn)
+    assert all(p.grad is None for p in model.parameters())
+    assert not any(m.training for m in model.modules())
+    assert all(len(m._forward_hooks) == 0 for m in model.modules())
+    filled = [torch.full_like(p, 0.5) for p in model.parameters()]
+    for p, g in zip(model.parameters(), filled, strict=True):
+        p.grad = g.clone()
+    ip.gradient_health(model, x, y, loss_fn)
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), filled, strict=True))
+
+
+@pytest.mark.parametrize("kw, verdict", [
+    (dict(depth=4, width=32), "healthy"),
+    (dict(depth=12, width=32, activation="sigmoid", init="default"), "vanishing"),
+    (dict(depth=6, width=64, init="normal"), "exploding"),
+    (dict(depth=5, width=32, init="zeros"), "vanishing"),
+    (dict(depth=4, width=32, head_scale=1e-4), "vanishing"),
+    (dict(depth=8, width=128, activation="sigmoid", init="normal", scale=3.0), "vanishing"),
+    (dict(depth=10, width=32, activation="selu", init="lecun"), "healthy"),
+])
+def test_verdicts_of_built_networks(kw, verdict):
+    assert ip.gradient_health(*ip.build_health_case(**kw))["verdict"] == verdict
+
+
+def test_health_verdict_rule():
+    v = ip.health_verdict
+    assert v([1.0, 1.0], [0, 0], [0, 0]) == "healthy"
+    assert v([1.0, float("nan")], [0, 0], [0, 0]) == "exploding"
+    assert v([1.0, 2e3], [0, 0], [0, 0]) == "exploding"
+    assert v([1e-6, 1e-6], [0, 0], [0, 0]) == "vanishing"
+    assert v([1e-4, 1.0], [0, 0], [0, 0]) == "vanishing"   # first < 1e-3 * last
+    assert v([1.0, 1e-4], [0, 0], [0, 0]) == "healthy"     # the ratio is first / last only
+    assert v([1.0, 1.0], [0.6, 0], [0, 0]) == "vanishing"
+    assert v([1.0, 1.0], [0, 0], [0.5, 0]) == "healthy"    # strictly above 0.5
+    with pytest.raises(ValueError):
+        v([], [], [])
+
+
+def test_make_mlp_inits_and_determinism():
+    for init, want in [("he", lambda fi, fo: math.sqrt(2 / fi)),
+                       ("xavier", lambda fi, fo: math.sqrt(2 / (fi + fo))),
+                       ("lecun", lambda fi, fo: math.sqrt(1 / fi))]:
+        cfg = ip.RunConfig(init=init, depth=3, width=400)
+        model = ip.make_mlp(cfg, seed=0, in_features=300)
+        w = model.blocks[1][0].weight.detach().double()
+        assert float(w.std()) == pytest.approx(want(400, 400), rel=0.02)
+    cfg = ip.RunConfig(depth=3, width=16, bias_init=-1.0)
+    a, b = ip.make_mlp(cfg, seed=4), ip.make_mlp(cfg, seed=4)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert torch.all(a.blocks[0][0].bias == -1.0) and torch.all(a.head.bias == 0.0)
+    state = torch.random.get_rng_state()
+    ip.make_mlp(cfg, seed=1)
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_residual_forward():
+    cfg = ip.RunConfig(depth=3, width=8, residual=True)
+    m = ip.make_mlp(cfg, seed=0, in_features=5, out_features=2)
+    x = torch.randn(4, 5)
+    h = m.blocks[0](x)
+    h = h + m.blocks[1](h)
+    h = h + m.blocks[2](h)
+    torch.testing.assert_close(m(x), m.head(h))
+
+
+def test_train_run_records_and_is_deterministic(data):
+    cfg = ip.RunConfig(depth=3, width=16, steps=12, record_every=5, measure_steps=True)
+    r1, r2 = ip.train_run(cfg, data, seed=0), ip.train_run(cfg, data, seed=0)
+    np.testing.assert_array_equal(r1.losses, r2.losses)
+    assert r1.losses.shape == (12,) and r1.grad_norms.shape == (12, 4)
+    assert list(r1.checkpoints) == [0, 5, 10, 12]
+    assert np.isfinite(r1.step_ratios).all() and not r1.diverged
+    # update ratio = log10(lr * std(grad) / std(W)) and grad-to-weight = std(grad) / std(W)
+    np.testing.assert_allclose(r1.update_ratios, np.log10(cfg.lr * r1.grad_to_weight), rtol=1e-9)
+
+
+def test_bn_eval_bug_leaves_running_stats(data):
+    cfg = ip.RunConfig(depth=3, width=16, steps=5, batch_norm=True, bn_eval=True)
+    r = ip.train_run(cfg, data, seed=0)
+    np.testing.assert_allclose(r.bn_running_var, 1.0)
+    r = ip.train_run(ip.with_name(cfg, "ok", bn_eval=False), data, seed=0)
+    assert np.all(r.bn_running_var != 1.0)
+
+
+def test_divergence_and_clipping(data):
+    cfg = ip.RunConfig(depth=12, width=48, steps=5, init="normal")
+    r = ip.train_run(cfg, data, seed=0)
+    assert r.diverged and math.isnan(r.final_loss)
+    r = ip.train_run(ip.with_name(cfg, "clip", lr=0.05, clip=1e-3), data, seed=0)
+    assert r.clip_fraction == 1.0
+
+
+def test_summaries_doctor_and_plots(data):
+    cfg = ip.RunConfig(depth=2, width=8, steps=10, record_every=5)
+    runs = ip.run_seeds(cfg, data, seeds=(0, 1))
+    s = ip.summarize_runs(runs)
+    assert s["n_seeds"] == 2 and s["diverged"] == 0
+    assert s["final_loss_mean"] == pytest.approx(np.mean([r.final_loss for r in runs]))
+    assert "run" in ip.format_table([s])
+    cases = ip.doctor_cases(steps=3)
+    assert len(cases) == len(ip.DOCTOR_CAUSES) == 7
+    assert "loss" in ip.doctor_summary(ip.train_run(cases["run 2"][1], data))
+    x, y = data.x_train[:32], data.y_train[:32]
+    model = ip.make_mlp(cfg)
+    names, acts, grads = ip.collect_layer_tensors(model, x, y)
+    assert len(names) == len(acts) == len(grads) == 2
+    assert all(p.grad is None for p in model.parameters())
+    figs = [ip.plot_loss_curves({"a": runs}), ip.plot_grad_norm_profiles({"a": runs}),
+            ip.plot_layer_histograms(names, grads, "t", "x", log_x=True),
+            ip.plot_layer_fractions({"a": runs[0].act_fraction[0]}),
+            ip.plot_update_ratios(runs[0]), ip.plot_grad_to_weight({"a": runs[0]}),
+            ip.plot_doctor_chart(runs[0], "a")]
+    assert all(isinstance(f, Figure) for f in figs)
+
+
+def test_doctor_runs_show_their_fingerprints(data):
+    runs = {k: ip.train_run(cfg, data) for k, (card, cfg) in ip.doctor_cases(steps=15).items()}
+    assert np.all(runs["run 1"].bn_running_var == 1.0)            # F: batch norm in eval mode
+    assert np.all(runs["run 2"].grad_norms[0] == 0)                # A: zero init
+    assert runs["run 2"].weight_std[0][0] == 0
+    assert runs["run 3"].diverged and runs["run 3"].grad_norms[0].max() < 10   # E: lr
+    assert runs["run 4"].losses[-1] < runs["run 4"].losses[0]      # G: healthy
+    g5 = runs["run 5"].grad_norms[0]
+    assert g5[0] < 1e-5 * g5[-1]                                   # C: deep sigmoid
+    assert np.all(runs["run 6"].grad_norms[0] == 0)                # D: dead ReLUs
+    assert runs["run 6"].weight_std[0][0] > 0.1
+    assert runs["run 7"].diverged and runs["run 7"].grad_norms[0].min() > 1e6  # B: huge init

@@ -88,6 +88,8 @@ class SandboxedKernelManager(KernelManager):
             return kernel
         cmd = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
                "--tmpfs", "/tmp", "--tmpfs", "/dev/shm", "--tmpfs", "/run"]
+        for path in _code_paths():  # Python and the course's code, if they live under /tmp
+            cmd += ["--ro-bind", str(path), str(path)]
         home = Path.home()
         for private in (".ssh", ".gnupg", ".aws", ".config", ".jupyter", ".netrc",
                         ".git-credentials", ".local/share/jupyter"):
@@ -106,6 +108,22 @@ class SandboxedKernelManager(KernelManager):
                 "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
                 "--die-with-parent", "--new-session", "--"]
         return cmd + kernel
+
+
+def _code_paths() -> list[Path]:
+    """What the kernel must be able to read that a private /tmp, /run or /dev/shm would hide:
+    the interpreter, the virtual environment and the course's packages (a clone in /tmp)."""
+    import course_utils
+
+    candidates = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent,
+                  Path(course_utils.__file__).resolve().parent, Path(__file__).resolve().parent]
+    hidden = (Path("/tmp"), Path("/run"), Path("/dev/shm"))
+    out: list[Path] = []
+    for p in candidates:
+        p = p.resolve()
+        if any(h == p or h in p.parents for h in hidden) and p not in out:
+            out.append(p)
+    return out
 
 
 def kernel_env(workdir: Path, record_mode: str) -> dict[str, str]:

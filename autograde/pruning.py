@@ -22,7 +22,7 @@ SIDE_EFFECT_CALLS = {
     "seterr", "filterwarnings", "simplefilter", "resetwarnings", "use_deterministic_algorithms",
     "set_num_threads", "set_num_interop_threads", "set_grad_enabled", "chdir", "putenv",
     "setrecursionlimit", "set_flush_denormal", "set_mode", "default_rng_seed", "setattr",
-    "delattr", "exec", "eval", "globals", "locals", "vars", "__import__", "import_module",
+    "delattr", "exec", "eval", "__import__", "import_module",
     "reload", "register_forward_hook",
     "register_full_backward_hook", "register_backward_hook", "register_hook",
 }

@@ -7,10 +7,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install-stamp
 export JUPYTER_CONFIG_PATH := $(CURDIR)/autograde
 
-.PHONY: help setup lab test test-fast test-e2e lint release release-check check bench clean
+.PHONY: help setup lab formgrader test test-fast test-e2e lint release release-check check bench clean
 
 help:
 	@echo "make lab        install (first time) and open the course in JupyterLab"
+	@echo "make formgrader OUT=grading-out   instructors: grade free-text answers by hand"
 	@echo "make test       install (first time), lint, run every test"
 	@echo "make test-e2e   only the browser tests (JupyterLab in headless Chromium)"
 	@echo "make release    regenerate notebooks/ from solutions/"
@@ -33,12 +34,14 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-# Jupyter refuses to start as root unless told to (containers, CI machines).
-ROOT_FLAG := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
-
+# Both add --allow-root when run as root (containers, CI machines); LAB_ARGS go to jupyter lab.
 lab: setup
 	@test -d notebooks || $(BIN)/python -m autograde release
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
+	$(BIN)/python -m autograde.lab -- $(LAB_ARGS)
+
+OUT ?= grading-out
+formgrader: setup
+	$(BIN)/python -m autograde.lab --formgrader "$(OUT)" -- $(LAB_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -24,7 +24,7 @@ def test_environment_matches_pyproject():
         f"only in pyproject.toml: {sorted(pip_names - conda_names)}"
     )
     pip_section = [d for d in env["dependencies"] if isinstance(d, dict)][0]["pip"]
-    assert "-e .[dev]" in pip_section
+    assert pip_section == ["-e ."], "students get the course, not the developer tools"
     assert "conda-forge" in env["channels"]
 
 
@@ -32,3 +32,11 @@ def test_every_environment_line_is_commented():
     for line in (ROOT / "environment.yml").read_text().splitlines():
         if line.strip().startswith("- ") and "conda-forge" not in line:
             assert "#" in line, f"environment.yml line without a comment: {line!r}"
+
+
+def test_torch_pinned_as_in_constraints():
+    pins = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().split()
+                if "==" in line)
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str) and _name(d) == "pytorch-cpu"]
+    assert conda == [f"pytorch-cpu=={pins['torch']}"], conda

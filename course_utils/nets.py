@@ -37,6 +37,7 @@ from torch import nn
 
 __all__ = [
     "ACTIVATIONS",
+    "HIDDEN_ACTIVATIONS",
     "INITS",
     "INIT_LABELS",
     "BATCH_NORM_PLACEMENTS",
@@ -62,6 +63,9 @@ ACTIVATIONS: Mapping[str, Callable[[], nn.Module]] = MappingProxyType({
     "gelu": nn.GELU,
     "relu6": nn.ReLU6,
 })
+
+#: The activations the course's experiments put in hidden layers (dropdowns, sweeps).
+HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu")
 
 #: The weight initializations the notebooks teach, in the order they are taught.
 INITS = ("pytorch_default", "zeros", "normal", "lecun", "xavier", "he")

@@ -23,13 +23,15 @@ Importing this module changes no global state: no pyplot, no rcParams, no backen
 from __future__ import annotations
 
 import io
+import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.figure import Figure
 from PIL import Image as PILImage
 
@@ -42,6 +44,8 @@ __all__ = [
     "color",
     "subplots",
     "new_figure",
+    "TextCachingCanvas",
+    "TextCachingRenderer",
     "figure_with_axes",
     "figure_to_png",
     "style_axes",
@@ -83,11 +87,98 @@ def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] = (
     return fig, axes
 
 
+class TextCachingRenderer(RendererAgg):
+    """An Agg renderer that rasterizes each distinct text once and then pastes the bitmap.
+
+    Text is most of the cost of a widget's redraw (every glyph of every tick label is laid out
+    and rendered on each draw), and a widget redraws the same labels over and over. Bitmaps are
+    keyed by string, font, angle, colour and dpi and placed at whole-pixel positions (at most
+    half a pixel from where Agg puts them). Only the renderer's public interface is overridden
+    (``get_text_width_height_descent``, ``draw_text``); the widget benchmark
+    (``python -m benchmarks --only widgets``) shows what it saves.
+    """
+
+    def get_text_width_height_descent(self, s, prop, ismath):
+        if ismath == "TeX":
+            return super().get_text_width_height_descent(s, prop, ismath)
+        key = (s, hash(prop), bool(ismath), self.dpi)
+        value = _lru_get(_TEXT_METRICS, key)
+        if value is None:
+            value = super().get_text_width_height_descent(s, prop, ismath)
+            _lru_put(_TEXT_METRICS, key, value)
+        return value
+
+    def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+        if (ismath == "TeX" or gc.get_clip_rectangle() is not None
+                or gc.get_clip_path()[0] is not None or not (np.isfinite(x) and np.isfinite(y))):
+            return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+        key = (s, hash(prop), bool(ismath), round(float(angle), 3), tuple(gc.get_rgb()),
+               gc.get_alpha(), gc.get_antialiased(), self.dpi)
+        entry = _lru_get(_TEXT_BITMAPS, key)
+        if entry is None:
+            entry = self._rasterize_text(gc, s, prop, angle, ismath, mtext)
+            _lru_put(_TEXT_BITMAPS, key, entry)
+        bitmap, dx, dy = entry
+        if bitmap is not None:
+            top = int(round(y)) + dy  # Agg's text y counts rows from the top
+            self.draw_image(gc, int(round(x)) + dx, self.height - top - bitmap.shape[0], bitmap)
+        return None
+
+    def _rasterize_text(self, gc, s, prop, angle, ismath, mtext):
+        w, h, d = super().get_text_width_height_descent(s, prop, ismath)
+        r = int(np.ceil(np.hypot(w, h + d))) + 4  # room for any rotation about the origin
+        scratch = RendererAgg(2 * r, 2 * r, self.dpi)
+        scratch.draw_text(gc, r, r, s, prop, angle, ismath, mtext)
+        buf = np.asarray(scratch.buffer_rgba())
+        alpha = buf[..., 3]
+        rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))
+        if rows.size == 0:
+            return None, 0, 0
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        # draw_image wants the bottom row first
+        return np.ascontiguousarray(buf[r0:r1, c0:c1][::-1]), int(c0 - r), int(r0 - r)
+
+
+class TextCachingCanvas(FigureCanvasAgg):
+    """An Agg canvas drawing with :class:`TextCachingRenderer` (one per figure size)."""
+
+    renderer_key = None
+
+    def get_renderer(self):
+        w, h = self.get_width_height(physical=True)
+        key = w, h, self.figure.dpi
+        if self.renderer_key != key:
+            self.renderer = TextCachingRenderer(w, h, self.figure.dpi)
+            self.renderer_key = key
+        return self.renderer
+
+
+_TEXT_CACHE_SIZE = 4096
+_TEXT_BITMAPS: OrderedDict = OrderedDict()
+_TEXT_METRICS: OrderedDict = OrderedDict()
+_TEXT_LOCK = threading.Lock()  # the training doctor draws from a background thread
+
+
+def _lru_get(cache: OrderedDict, key):
+    with _TEXT_LOCK:
+        value = cache.get(key)
+        if value is not None:
+            cache.move_to_end(key)
+        return value
+
+
+def _lru_put(cache: OrderedDict, key, value) -> None:
+    with _TEXT_LOCK:
+        cache[key] = value
+        while len(cache) > _TEXT_CACHE_SIZE:
+            cache.popitem(last=False)
+
+
 def new_figure(width: float, height: float, dpi: int = 72) -> Figure:
-    """A bare white ``Figure`` of ``width`` x ``height`` inches with an Agg canvas, for widgets
-    (not registered with pyplot, so it is garbage-collected when dropped)."""
+    """A bare white ``Figure`` of ``width`` x ``height`` inches for widgets, drawn by the
+    :class:`TextCachingCanvas` (not registered with pyplot: freed when dropped)."""
     fig = Figure(figsize=(width, height), dpi=dpi, facecolor="white")
-    FigureCanvasAgg(fig)
+    TextCachingCanvas(fig)
     return fig
 
 

@@ -16,7 +16,7 @@ import torch
 from matplotlib.figure import Figure
 
 from course_utils import visualisers as V
-from course_utils.visualisers._common import STATIC_ENV, widgets_available
+from course_utils.visualisers.base import STATIC_ENV, widgets_available
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -32,7 +32,7 @@ def test_import_changes_no_global_state():
     code = textwrap.dedent("""
         import sys, matplotlib, torch
         def rc():  # reading rcParams['backend'] itself would import pyplot: skip it
-            return {k: matplotlib.rcParams._get(k) for k in matplotlib.rcParams}
+            return {k: dict.__getitem__(matplotlib.rcParams, k) for k in matplotlib.rcParams}
         before = rc()
         threads = torch.get_num_threads()
         import course_utils.visualisers as V
@@ -63,20 +63,20 @@ def test_gradient_flow_data_shapes_and_verdicts():
     assert d["grad_norms"].shape == (21,) and list(d["layer"]) == list(range(1, 22))
     assert np.all(d["grad_norms"] > 0)
     assert d["verdict"] == "vanishing" and d["ratio"] < 1e-6
-    assert V.gradient_flow_data(depth=20, activation="relu", init="kaiming")["verdict"] == \
+    assert V.gradient_flow_data(depth=20, activation="relu", init="he")["verdict"] == \
         "healthy"
-    assert V.gradient_flow_data(depth=20, activation="tanh", init="normal_1")["verdict"] == \
+    assert V.gradient_flow_data(depth=20, activation="tanh", init="normal")["verdict"] == \
         "exploding"
 
 
 def test_gradient_flow_norms_match_an_independent_torch_model():
-    from course_utils.visualisers._nets import MLP
+    from course_utils.nets import mlp
 
     d = V.gradient_flow_data(depth=3, width=8, activation="tanh", n_samples=5, seed=4)
     gen = torch.Generator().manual_seed(5)
     x = torch.randn(5, 8, generator=gen, dtype=torch.float64)
     y = torch.randn(5, 1, generator=gen, dtype=torch.float64)
-    model = MLP(8, 8, 1, 3, "tanh", seed=4)
+    model = mlp(8, 1, depth=3, width=8, activation="tanh", bias=0.0, seed=4, dtype=torch.float64)
     seq = torch.nn.Sequential(*[m for b in model.blocks for m in b], model.head)
     torch.nn.functional.mse_loss(seq(x), y).backward()
     expected = [m.weight.grad.norm().item() for m in seq if isinstance(m, torch.nn.Linear)]
@@ -88,7 +88,7 @@ def test_plot_gradient_flow_figure():
     assert isinstance(fig, Figure)
     (ax,) = fig.axes
     assert ax.get_yscale() == "log" and ax.get_xlabel() and ax.get_ylabel()
-    assert "VANISHING" in fig._suptitle.get_text()
+    assert "VANISHING" in fig.get_suptitle()
 
 
 # -- 01 activations -----------------------------------------------------------------------------
@@ -130,7 +130,7 @@ def test_plot_activations_figure_and_empty_selection():
 
 # -- 02 initialization --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("activation, init", [("tanh", "xavier"), ("relu", "kaiming"),
+@pytest.mark.parametrize("activation, init", [("tanh", "xavier"), ("relu", "he"),
                                               ("selu", "lecun"), ("relu", "pytorch_default")])
 def test_init_lab_theory_matches_measurement(activation, init):
     d = V.init_lab_data(depth=8, width=256, activation=activation, init=init)
@@ -139,7 +139,7 @@ def test_init_lab_theory_matches_measurement(activation, init):
 
 
 def test_init_lab_gradient_theory_and_histograms():
-    d = V.init_lab_data(depth=6, width=256, activation="relu", init="kaiming", layer=3,
+    d = V.init_lab_data(depth=6, width=256, activation="relu", init="he", layer=3,
                         n_samples=256)
     np.testing.assert_allclose(d["theory_grad_std"], 1.0, rtol=1e-6)  # He keeps it at 1
     np.testing.assert_allclose(d["grad_std"], d["theory_grad_std"], rtol=0.25)
@@ -151,7 +151,8 @@ def test_init_lab_gradient_theory_and_histograms():
 def test_init_lab_gain_multiplier_scales_weights():
     a = V.init_lab_data(depth=2, width=64, init="lecun", gain_mult=2.0)
     assert a["weight_std"] == pytest.approx(2.0 / 8.0)
-    small = V.init_lab_data(depth=10, width=64, activation="tanh", init="small_normal")
+    small = V.init_lab_data(depth=10, width=64, activation="tanh", init="normal",
+                            gain_mult=0.01)
     assert small["act_std"][-1] < 1e-6  # "small random numbers" make the signal vanish
 
 
@@ -225,7 +226,7 @@ def test_plot_clipping_figure():
 # -- 05 training doctor -------------------------------------------------------------------------
 
 def test_training_run_history():
-    h = V.training_doctor_data(steps=40, depth=3, width=16, activation="relu", init="kaiming",
+    h = V.training_doctor_data(steps=40, depth=3, width=16, activation="relu", init="he",
                                optimizer="adam", lr=3e-3)
     assert h["status"] == "done" and h["loss"].shape == (40,)
     assert h["grad_norms"].shape == (40, 4) and h["update_ratio"].shape == (40, 4)
@@ -235,7 +236,7 @@ def test_training_run_history():
 
 
 def test_training_run_diverges_and_clipping_is_applied():
-    h = V.training_doctor_data(steps=100, activation="relu", init="normal_1", lr=1.0)
+    h = V.training_doctor_data(steps=100, activation="relu", init="normal", lr=1.0)
     assert h["status"] == "diverged" and len(h["loss"]) < 100
     clipped = V.TrainingRun(steps=5, depth=2, width=8, clip=1e-3, optimizer="sgd", lr=1.0)
     before = [p.detach().clone() for p in clipped.model.parameters()]
@@ -252,7 +253,7 @@ def test_plot_training_figure_for_partial_and_empty_runs():
     run.advance(10)
     fig = V.plot_training(run.history())
     assert len(fig.axes) == 5  # four panels and the heat map's colour bar
-    assert "10/50" in fig._suptitle.get_text()
+    assert "10/50" in fig.get_suptitle()
 
 
 # -- widget wiring ------------------------------------------------------------------------------
@@ -262,7 +263,7 @@ WIRING = [
     (V.GradientFlowExplorer, "activation", "relu"),
     (V.ActivationExplorer, "sigma", 2.0),
     (V.ActivationExplorer, "activations", ("elu", "selu")),
-    (V.InitializationLab, "init", "kaiming"),
+    (V.InitializationLab, "init", "he"),
     (V.InitializationLab, "gain_mult", 2.0),
     (V.BatchNormExplorer, "mode", "eval"),
     (V.BatchNormExplorer, "batch_size", 4),
@@ -276,14 +277,14 @@ WIRING = [
 def test_control_change_redraws_exactly_once(cls, key, value):
     vis = cls()
     controls = vis.controls  # builds the widget: one initial draw
-    assert vis.n_draws == 1 and bytes(vis._image.value).startswith(PNG_MAGIC)
-    before_png, before_data = bytes(vis._image.value), vis.data
+    assert vis.n_draws == 1 and bytes(vis.image.value).startswith(PNG_MAGIC)
+    before_png, before_data = bytes(vis.image.value), vis.data
     controls[key].value = value
     assert vis.n_draws == 2
     assert vis.params[key] == value
     assert vis.data is not before_data
-    assert bytes(vis._image.value) != before_png and bytes(vis._image.value) == vis.png
-    assert vis._status.value == ""  # no error shown
+    assert bytes(vis.image.value) != before_png and bytes(vis.image.value) == vis.png
+    assert vis.status.value == ""  # no error shown
     assert vis.last_update_ms is not None and vis.last_update_ms > 0
 
 
@@ -307,8 +308,8 @@ def test_errors_are_shown_in_the_widget_not_raised():
     vis.controls["clip"].value = 1.0
     vis.params["clip"] = -1.0  # bypass the slider's bounds
     vis.redraw()
-    assert "clip and threshold must be positive" in vis._status.value
-    assert "tug-error" in vis._status.value
+    assert "clip and threshold must be positive" in vis.status.value
+    assert "tug-error" in vis.status.value
 
 
 def test_unknown_parameter_is_rejected():
@@ -325,12 +326,12 @@ def test_training_doctor_live_run_and_stop_button():
     doc.controls["lr"].value = 0.01  # a change starts a new run in a background thread
     assert doc.generation == generation + 1
     assert doc.first_frame.wait(30), "no live frame"
-    assert doc._thread is not None and doc._thread.is_alive()
-    doc._buttons["stop"].click()
+    assert doc.running
+    doc.buttons["stop"].click()
     assert doc.wait(10), "the run did not stop"
     assert doc.run.status == "stopped" and doc.run.step_count < 2000
-    assert doc.n_draws > draws and "stopped" in doc._status.value
-    assert doc._progress.bar_style == "warning"
+    assert doc.n_draws > draws and "stopped" in doc.status.value
+    assert doc.progress.bar_style == "warning"
 
 
 def test_training_doctor_new_run_supersedes_old_one():
@@ -423,9 +424,9 @@ REUSE_CASES = [
     ("plot_clipping", lambda: V.clipping_data(gx=-50.0, gy=3.0, clip=10.0),
      lambda: V.clipping_data()),
     ("plot_gradient_flow", lambda: V.gradient_flow_data(depth=3, activation="relu",
-                                                        init="kaiming"),
+                                                        init="he"),
      lambda: V.gradient_flow_data(depth=30)),
-    ("plot_initialization", lambda: V.init_lab_data(depth=3, init="normal_1",
+    ("plot_initialization", lambda: V.init_lab_data(depth=3, init="normal",
                                                     activation="relu"),
      lambda: V.init_lab_data(depth=12, layer=4)),
 ]

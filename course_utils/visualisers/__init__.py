@@ -14,16 +14,22 @@ notebook                  widget                         pure functions
 
 Display a widget as the last expression of a cell. Without a widget front end (nbconvert,
 nbgrader, ``TUG_STATIC_WIDGETS=1``) the same call shows the static figure and a one-line note.
+Every visualiser subclasses :class:`course_utils.visualisers.base.Visualiser` (see that
+module for how to write one); networks come from :mod:`course_utils.nets` and colours and
+figure helpers from :mod:`course_utils.plotting`.
+
 Importing this package changes no global state (no pyplot, no rcParams, no backend switch).
 """
 
-from ._common import OKABE_ITO, STATIC_ENV, figure_to_png, widgets_available
+from course_utils.plotting import OKABE_ITO, figure_to_png
+
 from .activation_explorer import (
     ActivationExplorer,
     activation_data,
     activation_explorer,
     plot_activations,
 )
+from .base import STATIC_ENV, Visualiser, widgets_available
 from .batch_norm_explorer import (
     BatchNormExplorer,
     batch_norm_explorer,
@@ -58,7 +64,7 @@ from .training_doctor import (
 )
 
 __all__ = [
-    "OKABE_ITO", "STATIC_ENV", "figure_to_png", "widgets_available",
+    "OKABE_ITO", "STATIC_ENV", "Visualiser", "figure_to_png", "widgets_available",
     "ActivationExplorer", "activation_data", "activation_explorer", "plot_activations",
     "BatchNormExplorer", "batch_norm_explorer", "batchnorm_data", "plot_batchnorm",
     "ClippingGeometry", "clipping_data", "clipping_geometry", "plot_clipping",

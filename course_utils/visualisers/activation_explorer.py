@@ -11,17 +11,16 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from ._common import (
+from course_utils.nets import single_thread
+from course_utils.plotting import (
     LINESTYLES,
     OKABE_ITO,
     PALETTE,
-    Visualiser,
-    dropdown,
     figure_with_axes,
-    float_slider,
     style_axes,
 )
-from ._nets import single_thread
+
+from .base import Visualiser, dropdown, float_slider
 
 ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu")
 SATURATION_THRESHOLD = 0.05  # |f'(x)| below this counts as saturated
@@ -174,7 +173,7 @@ class ActivationExplorer(Visualiser):
     def plot(self, data, fig=None):
         return plot_activations(data, fig=fig)
 
-    def _make_controls(self):
+    def make_controls(self):
         import ipywidgets as w
 
         p = self.params

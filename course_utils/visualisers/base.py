@@ -222,6 +222,11 @@ class Visualiser:
         return self._image
 
     @property
+    def status(self):
+        """The ``ipywidgets.HTML`` status line under the figure (None until built)."""
+        return self._status
+
+    @property
     def has_widget(self) -> bool:
         """True once the widget (image and controls) has been built."""
         return self._image is not None

@@ -11,15 +11,14 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from ._common import (
+from course_utils.nets import single_thread
+from course_utils.plotting import (
     OKABE_ITO,
-    Visualiser,
     figure_with_axes,
-    float_slider,
-    int_slider,
     style_axes,
 )
-from ._nets import single_thread
+
+from .base import Visualiser, float_slider, int_slider
 
 EPS = 1e-5
 
@@ -132,7 +131,7 @@ class BatchNormExplorer(Visualiser):
     def plot(self, data, fig=None):
         return plot_batchnorm(data, fig=fig)
 
-    def _make_controls(self):
+    def make_controls(self):
         import ipywidgets as w
 
         p = self.params

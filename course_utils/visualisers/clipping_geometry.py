@@ -14,16 +14,15 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Rectangle
 
-from ._common import (
+from course_utils.nets import mlp, single_thread
+from course_utils.plotting import (
     OKABE_ITO,
-    Visualiser,
     figure_with_axes,
-    float_slider,
-    log_slider,
     set_log_axis,
     style_axes,
 )
-from ._nets import MLP, single_thread
+
+from .base import Visualiser, float_slider, log_slider
 
 
 def _angle_deg(u: np.ndarray, v: np.ndarray) -> float:
@@ -41,7 +40,8 @@ def recorded_grad_norm_trace(steps: int = 300, seed: int = 0) -> np.ndarray:
         gen = torch.Generator().manual_seed(seed)
         x = torch.randn(256, 8, generator=gen, dtype=torch.float64)
         y = torch.sin(3 * x[:, :1]) + x[:, 1:2] ** 2
-        model = MLP(8, 32, 1, 6, "tanh", init="xavier", gain_mult=1.5, seed=seed)
+        model = mlp(8, 1, depth=6, width=32, activation="tanh", init="xavier", scale=1.5, bias=0.0,
+                    seed=seed, dtype=torch.float64)
         opt = torch.optim.SGD(model.parameters(), lr=0.03, momentum=0.9)
         norms = np.empty(steps)
         for t in range(steps):
@@ -146,7 +146,7 @@ class ClippingGeometry(Visualiser):
     def plot(self, data, fig=None):
         return plot_clipping(data, fig=fig)
 
-    def _make_controls(self):
+    def make_controls(self):
         p = self.params
         return {
             "gx": float_slider("g₁", p["gx"], -120.0, 120.0, 0.1, readout_format=".1f"),

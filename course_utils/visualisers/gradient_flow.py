@@ -10,17 +10,16 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ._common import (
+from course_utils.nets import HIDDEN_ACTIVATIONS, INIT_LABELS, INITS, he_gain, mlp, single_thread
+from course_utils.plotting import (
     OKABE_ITO,
-    Visualiser,
-    dropdown,
     figure_with_axes,
-    int_slider,
     log_safe,
     set_log_axis,
     style_axes,
 )
-from ._nets import ACTIVATIONS, INIT_LABELS, INITS, MLP, single_thread
+
+from .base import Visualiser, dropdown, int_slider
 
 # A layer whose gradient norm is 100 times smaller (larger) than the output layer's is drawn in
 # the vanishing (exploding) band.
@@ -42,7 +41,9 @@ def gradient_flow_data(depth: int = 20, width: int = 64, activation: str = "sigm
         gen = torch.Generator().manual_seed(seed + 1)
         x = torch.randn(n_samples, width, generator=gen, dtype=torch.float64)
         y = torch.randn(n_samples, 1, generator=gen, dtype=torch.float64)
-        model = MLP(width, width, 1, depth, activation, init=init, seed=seed)
+        model = mlp(width, 1, depth=depth, width=width, activation=activation, init=init,
+                    gain=he_gain(activation) if init == "he" else None, head_gain=1.0,
+                    bias=0.0, seed=seed, dtype=torch.float64)
         loss = torch.nn.functional.mse_loss(model(x), y)
         loss.backward()
         norms = np.array([float(lin.weight.grad.norm()) for lin in model.linears])
@@ -111,12 +112,12 @@ class GradientFlowExplorer(Visualiser):
     def plot(self, data, fig=None):
         return plot_gradient_flow(data, fig=fig)
 
-    def _make_controls(self):
+    def make_controls(self):
         p = self.params
         return {
             "depth": int_slider("hidden layers", p["depth"], 1, 50),
             "width": int_slider("width", p["width"], 4, 256, step=4),
-            "activation": dropdown("activation", p["activation"], list(ACTIVATIONS)),
+            "activation": dropdown("activation", p["activation"], list(HIDDEN_ACTIVATIONS)),
             "init": dropdown("init", p["init"], [(INIT_LABELS[k], k) for k in INITS]),
         }
 

@@ -10,26 +10,25 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ._common import (
+from course_utils.nets import (
+    HIDDEN_ACTIVATIONS,
+    INIT_LABELS,
+    INITS,
+    activation_module,
+    he_gain,
+    init_std,
+    mlp,
+    single_thread,
+)
+from course_utils.plotting import (
     OKABE_ITO,
-    Visualiser,
-    dropdown,
     figure_with_axes,
-    int_slider,
     log_safe,
-    log_slider,
     set_log_axis,
     style_axes,
 )
-from ._nets import (
-    ACTIVATIONS,
-    INIT_LABELS,
-    INITS,
-    MLP,
-    activation_module,
-    single_thread,
-    weight_std,
-)
+
+from .base import Visualiser, dropdown, int_slider, log_slider
 
 # Gauss-Hermite nodes for the weight exp(-t²/2); an even count puts no node on a kink at 0.
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(120)
@@ -63,8 +62,10 @@ def init_lab_data(depth: int = 10, width: int = 256, activation: str = "tanh",
     with single_thread():
         gen = torch.Generator().manual_seed(seed + 1)
         x = torch.randn(n_samples, width, generator=gen, dtype=torch.float64)
-        model = MLP(width, width, 1, depth, activation, init=init, gain_mult=gain_mult,
-                    seed=seed)
+        gain = he_gain(activation) if init == "he" else None
+        model = mlp(width, 1, depth=depth, width=width, activation=activation, init=init,
+                    gain=gain, head_gain=1.0, scale=gain_mult, bias=0.0, seed=seed,
+                    dtype=torch.float64)
         model(x, keep=True)
         upstream = torch.randn(n_samples, width, generator=gen, dtype=torch.float64)
         (model.activations[-1] * upstream).sum().backward()
@@ -73,7 +74,7 @@ def init_lab_data(depth: int = 10, width: int = 256, activation: str = "tanh",
         a_sel = model.activations[layer - 1].detach().numpy().ravel()
         g_sel = model.activations[layer - 1].grad.numpy().ravel()
 
-        var_w = (weight_std(init, width, width, activation) * gain_mult) ** 2
+        var_w = (init_std(init, width, width, gain=gain) * gain_mult) ** 2
         second_moment = 1.0  # E[a_0²] for standardized inputs
         theory_act, dfd2 = [], []
         with np.errstate(over="ignore", invalid="ignore"):
@@ -167,18 +168,18 @@ class InitializationLab(Visualiser):
     def plot(self, data, fig=None):
         return plot_initialization(data, fig=fig)
 
-    def _make_controls(self):
+    def make_controls(self):
         p = self.params
         return {
             "depth": int_slider("layers", p["depth"], 1, 50),
             "width": int_slider("width", p["width"], 16, 512, step=16),
-            "activation": dropdown("activation", p["activation"], list(ACTIVATIONS)),
+            "activation": dropdown("activation", p["activation"], list(HIDDEN_ACTIVATIONS)),
             "init": dropdown("init", p["init"], [(INIT_LABELS[k], k) for k in INITS]),
             "gain_mult": log_slider("gain ×", p["gain_mult"], -0.6, 0.6, step=0.05),
             "layer": int_slider("histogram layer", min(p["layer"], p["depth"]), 1, p["depth"]),
         }
 
-    def _sync_controls(self, key):
+    def sync_controls(self, key):
         if key == "depth":
             layer = self._controls["layer"]
             layer.max = self.params["depth"]

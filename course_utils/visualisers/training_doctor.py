@@ -25,21 +25,18 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ._common import (
+from course_utils.nets import HIDDEN_ACTIVATIONS, INIT_LABELS, INITS, he_gain, mlp, single_thread
+from course_utils.plotting import (
     OKABE_ITO,
     SEQUENTIAL_CMAP,
-    Visualiser,
-    dropdown,
     figure_to_png,
     finite_or,
-    float_slider,
-    int_slider,
     log_safe,
-    log_slider,
     new_figure,
     style_axes,
 )
-from ._nets import ACTIVATIONS, INIT_LABELS, INITS, MLP, single_thread
+
+from .base import Visualiser, dropdown, float_slider, int_slider, log_slider
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 SATURATING = ("sigmoid", "tanh")
@@ -74,9 +71,10 @@ class TrainingRun:
                        "optimizer": optimizer, "lr": lr, "steps": steps, "seed": seed}
         self.x, self.y = doctor_dataset(seed)
         with single_thread():
-            self.model = MLP(N_FEATURES, width, N_CLASSES, depth, activation, init=init,
-                             batch_norm=batch_norm, residual=residual, seed=seed,
-                             dtype=torch.float32)
+            self.model = mlp(N_FEATURES, N_CLASSES, depth=depth, width=width,
+                             activation=activation, init=init,
+                             gain=he_gain(activation) if init == "he" else None, head_gain=1.0,
+                             bias=0.0, batch_norm=batch_norm, residual=residual, seed=seed)
         params = self.model.parameters()
         if optimizer == "sgd":
             self.opt = torch.optim.SGD(params, lr=lr)
@@ -310,14 +308,14 @@ class TrainingDoctor(Visualiser):
     def plot(self, data, fig=None):
         return plot_training(data)
 
-    def _make_controls(self):
+    def make_controls(self):
         import ipywidgets as w
 
         p = self.params
         controls = {
             "depth": int_slider("hidden layers", p["depth"], 1, 20),
             "width": int_slider("width", p["width"], 8, 256, step=8),
-            "activation": dropdown("activation", p["activation"], list(ACTIVATIONS)),
+            "activation": dropdown("activation", p["activation"], list(HIDDEN_ACTIVATIONS)),
             "init": dropdown("init", p["init"], [(INIT_LABELS[k], k) for k in INITS]),
             "batch_norm": w.Checkbox(value=p["batch_norm"], description="batch norm"),
             "residual": w.Checkbox(value=p["residual"], description="residual"),
@@ -337,10 +335,10 @@ class TrainingDoctor(Visualiser):
         self._buttons = {"train": train, "stop": stop}
         return controls
 
-    def _control_rows(self):
+    def control_rows(self):
         import ipywidgets as w
 
-        rows = super()._control_rows()
+        rows = super().control_rows()
         return [*rows, w.HBox([self._buttons["train"], self._buttons["stop"], self._progress])]
 
     # live part
@@ -350,7 +348,7 @@ class TrainingDoctor(Visualiser):
         The very first run (when the widget is built) trains synchronously, so the displayed
         output already holds a finished figure, also for front ends without widgets.
         """
-        background = self.background and self.n_draws > 0 and self._image is not None
+        background = self.background and self.n_draws > 0 and self.has_widget
         self.start(background=background)
 
     def start(self, background: bool = True):
@@ -365,7 +363,7 @@ class TrainingDoctor(Visualiser):
         try:
             run = TrainingRun(**self.params)
         except Exception as exc:
-            self._show_error(exc)
+            self.show_error(exc)
             return
         self.run = run
         if self._progress is not None:
@@ -379,6 +377,23 @@ class TrainingDoctor(Visualiser):
             self._thread.start()
         else:
             self._train_loop(gen, run, stop_event, live=False)
+
+    @property
+    def running(self) -> bool:
+        """True while a background run's thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def buttons(self) -> dict:
+        """``{"train": Button, "stop": Button}`` once the widget is built."""
+        self.controls  # noqa: B018 - builds the widget
+        return self._buttons
+
+    @property
+    def progress(self):
+        """The progress bar (an ``ipywidgets.IntProgress``) once the widget is built."""
+        self.controls  # noqa: B018
+        return self._progress
 
     def stop(self):
         """Ask the current run to stop at its next chunk (a few milliseconds)."""
@@ -414,7 +429,7 @@ class TrainingDoctor(Visualiser):
                 run.stop()
             self._publish(gen, run)
         except Exception as exc:  # never let a thread die silently
-            self._show_error(exc)
+            self.show_error(exc)
 
     def _publish(self, gen, run):
         history = run.history()
@@ -425,14 +440,14 @@ class TrainingDoctor(Visualiser):
                 return  # a newer run owns the widgets now
             self.data, self.figure, self.png = history, fig, png
             self.n_draws += 1
-            if self._image is not None:
-                self._image.value = png
+            if self.has_widget:
+                self.image.value = png
             if self._progress is not None:
                 self._progress.value = run.step_count
                 self._progress.bar_style = {"done": "success", "stopped": "warning",
                                             "diverged": "danger"}.get(run.status, "info")
             last_loss = history["loss"][-1] if len(history["loss"]) else float("nan")
-            self._set_status(f"{run.status}: step {run.step_count}/{run.total_steps}, "
+            self.set_status(f"{run.status}: step {run.step_count}/{run.total_steps}, "
                              f"loss {last_loss:.4g}")
             if not self.first_frame.is_set():
                 self.last_update_ms = (time.perf_counter() - self._start_time) * 1000.0

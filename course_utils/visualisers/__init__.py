@@ -10,6 +10,7 @@ notebook                  widget                         pure functions
 03_batch_norm             :class:`BatchNormExplorer`     batchnorm_data / plot_batchnorm
 04_gradient_clipping      :class:`ClippingGeometry`      clipping_data / plot_clipping
 05_in_practice            :class:`TrainingDoctor`        training_doctor_data / plot_training
+06_architectures          :class:`RNNGradientExplorer`   rnn_gradient_data / plot_rnn_gradients
 ========================  =============================  ==========================================
 
 Display a widget as the last expression of a cell. Without a widget front end (nbconvert,
@@ -55,6 +56,12 @@ from .initialization_lab import (
     initialization_lab,
     plot_initialization,
 )
+from .rnn_gradients import (
+    RNNGradientExplorer,
+    plot_rnn_gradients,
+    rnn_gradient_data,
+    rnn_gradient_explorer,
+)
 from .training_doctor import (
     TrainingDoctor,
     TrainingRun,
@@ -72,4 +79,5 @@ __all__ = [
     "GradientFlowExplorer", "gradient_flow_data", "gradient_flow_explorer", "plot_gradient_flow",
     "InitializationLab", "init_lab_data", "initialization_lab", "plot_initialization",
     "TrainingDoctor", "TrainingRun", "plot_training", "training_doctor", "training_doctor_data",
+    "RNNGradientExplorer", "plot_rnn_gradients", "rnn_gradient_data", "rnn_gradient_explorer",
 ]

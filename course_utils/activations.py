@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from course_utils.plotting import PALETTE, color, subplots
+
 __all__ = [
     "SELU_ALPHA",
     "SELU_SCALE",
@@ -76,9 +78,6 @@ _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _GELU_TANH_KAPPA = 0.044715
 
-#: Okabe-Ito colours (safe for the common forms of colour blindness).
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
-           "#000000")
 
 
 def _float_array(x) -> np.ndarray:
@@ -408,38 +407,31 @@ def reference_activations() -> dict[str, tuple[Callable, Callable]]:
 # --------------------------------------------------------------------------- experiments
 def make_mlp(depth: int, width: int, activation: Callable, in_features: int | None = None,
              out_features: int = 1, init: Callable | None = None, seed: int = 0):
-    """A plain MLP: ``depth`` blocks ``Linear -> activation()``, then a final ``Linear``.
+    """A plain MLP (:func:`course_utils.nets.mlp`, as one ``nn.Sequential``): ``depth`` blocks
+    ``Linear -> activation()``, then a final ``Linear``.
 
-    ``activation`` is a module class such as ``nn.ReLU``; ``init(weight)`` (optional) is
-    applied to every hidden weight, biases are set to 0 when ``init`` is given. Weights are
-    drawn from a private ``torch.Generator`` seeded with ``seed`` (the global RNG is untouched).
-    Taught in ``notebooks/01_activations``.
+    ``activation`` is a module class such as ``nn.ReLU``; ``init(weight, generator)``
+    (optional) is applied to every hidden weight after PyTorch's default init, and then the
+    biases are set to 0; the head keeps PyTorch's default weights and a zero bias. Everything
+    is drawn from a private ``torch.Generator`` seeded with ``seed``, layer by layer (the global
+    RNG is untouched). Taught in ``notebooks/01_activations``.
     """
     import torch
-    from torch import nn
+
+    from course_utils.nets import init_linear_, mlp
 
     in_features = width if in_features is None else in_features
     gen = torch.Generator().manual_seed(seed)
-    layers: list[nn.Module] = []
-    fan_in = in_features
-    for _ in range(depth):
-        lin = nn.Linear(fan_in, width)
-        bound = 1.0 / math.sqrt(fan_in)  # PyTorch's default init, drawn from our generator
-        with torch.no_grad():
-            lin.weight.uniform_(-bound, bound, generator=gen)
-            lin.bias.uniform_(-bound, bound, generator=gen)
-            if init is not None:
+    model = mlp(in_features, out_features, depth=depth, width=width, activation=activation,
+                init=None, seed=seed)
+    for block in model.blocks:
+        lin = init_linear_(block[0], "pytorch_default", generator=gen)
+        if init is not None:
+            with torch.no_grad():
                 init(lin.weight, gen)
                 lin.bias.zero_()
-        layers += [lin, activation()]
-        fan_in = width
-    head = nn.Linear(fan_in, out_features)
-    bound = 1.0 / math.sqrt(fan_in)
-    with torch.no_grad():
-        head.weight.uniform_(-bound, bound, generator=gen)
-        head.bias.zero_()
-    layers.append(head)
-    return nn.Sequential(*layers)
+    init_linear_(model.head, "pytorch_default", bias=0.0, generator=gen)
+    return model.as_sequential()
 
 
 def time_activations(n: int = 1_000_000, repeat: int = 5, number: int = 3,
@@ -481,14 +473,6 @@ def time_activations(n: int = 1_000_000, repeat: int = 5, number: int = 3,
 
 
 # --------------------------------------------------------------------------- plots
-def _figure(nrows=1, ncols=1, figsize=(9, 3.5), **kw):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
-    return fig, axes
-
-
 def plot_activations(functions: Mapping[str, tuple[Callable, Callable]] | None = None,
                      x=None, saturation: float = 0.05, ncols: int = 4):
     """One panel per activation: the function (solid), its derivative (dashed), and the inputs
@@ -501,7 +485,7 @@ def plot_activations(functions: Mapping[str, tuple[Callable, Callable]] | None =
     x = np.linspace(-7, 7, 1401) if x is None else np.asarray(x, dtype=float)
     n = len(functions)
     nrows = math.ceil(n / ncols)
-    fig, axes = _figure(nrows, ncols, figsize=(3.1 * ncols, 2.6 * nrows), sharex=True)
+    fig, axes = subplots(nrows, ncols, figsize=(3.1 * ncols, 2.6 * nrows), sharex=True)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     for ax, (name, (f, df)) in zip(axes.flat, functions.items(), strict=False):
@@ -527,11 +511,11 @@ def plot_gradient_decay(grad_norms: Mapping[str, Sequence[float]], title: str | 
 
     ``grad_norms`` maps a label to one norm per layer. Taught in ``notebooks/01_activations``.
     """
-    fig, axes = _figure(figsize=(7, 3.8))
+    fig, axes = subplots(figsize=(7, 3.8))
     ax = axes[0, 0]
     for i, (label, norms) in enumerate(grad_norms.items()):
         norms = np.asarray(norms, dtype=float)
-        ax.semilogy(np.arange(1, len(norms) + 1), norms, "o-", ms=3, color=PALETTE[i % 8],
+        ax.semilogy(np.arange(1, len(norms) + 1), norms, "o-", ms=3, color=color(i),
                     label=label)
     ax.set_xlabel("layer (1 = next to the input)")
     ax.set_ylabel("||dL/dW|| of the layer")
@@ -547,12 +531,12 @@ def plot_dead_relu_fraction(fractions: Mapping[str, Sequence[float]], steps=None
 
     Taught in ``notebooks/01_activations``.
     """
-    fig, axes = _figure(figsize=(7, 3.6))
+    fig, axes = subplots(figsize=(7, 3.6))
     ax = axes[0, 0]
     for i, (label, fr) in enumerate(fractions.items()):
         fr = np.asarray(fr, dtype=float)
         xs = np.arange(len(fr)) if steps is None else np.asarray(steps)
-        ax.plot(xs, fr, "-", lw=2, color=PALETTE[i % 8], label=label)
+        ax.plot(xs, fr, "-", lw=2, color=color(i), label=label)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("fraction of dead ReLU units")
@@ -574,7 +558,7 @@ def plot_gelu_approximations(x=None):
         "tanh approx.": gelu(x, approximate="tanh"),
         "x sigmoid(1.702x)": gelu_sigmoid_approx(x),
     }
-    fig, axes = _figure(1, 2, figsize=(10, 3.6))
+    fig, axes = subplots(1, 2, figsize=(10, 3.6))
     ax, ax_err = axes[0]
     ax.plot(x, exact, color=PALETTE[0], lw=3, label="exact x Phi(x)")
     ax.plot(x, relu(x), color="0.6", lw=1, ls=":", label="ReLU")
@@ -606,7 +590,7 @@ def plot_activation_speed(times_us: Mapping[str, float]):
     names = sorted(times_us, key=times_us.get)
     vals = np.array([times_us[n] for n in names])
     base = times_us.get("relu", vals.min())
-    fig, axes = _figure(figsize=(7, 0.35 * len(names) + 1.4))
+    fig, axes = subplots(figsize=(7, 0.35 * len(names) + 1.4))
     ax = axes[0, 0]
     ax.barh(names, vals, color=[PALETTE[0] if n == "relu" else PALETTE[5] for n in names])
     for i, v in enumerate(vals):

@@ -15,8 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from course_utils.nets import mlp
+from course_utils.plotting import PALETTE, color, row_of_axes
+
 # Okabe-Ito palette (colour-blind safe).
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 
 
 # --------------------------------------------------------------------------- input features
@@ -216,28 +218,15 @@ def make_teacher_data(n: int, d: int = 10, n_classes: int = 3, seed: int = 0):
 def make_mlp(in_features: int, width: int, depth: int, out_features: int,
              activation: str = "relu", bn: str | None = None, seed: int = 0,
              bn_class: type[nn.Module] | None = None) -> nn.Sequential:
-    """``depth`` hidden layers of ``width`` units with PyTorch's default init.
+    """``depth`` hidden layers of ``width`` units with PyTorch's default init, seeded with
+    ``seed`` (the global RNG is left as it was), as one ``nn.Sequential``.
 
     ``bn`` is ``None`` (no batch norm), ``"before"`` (Linear, BN, activation) or ``"after"``
     (Linear, activation, BN). ``bn_class`` replaces ``torch.nn.BatchNorm1d`` (for example with
-    your own module). Used in ``notebooks/03_batch_norm``.
+    your own module). Built by :func:`course_utils.nets.mlp`. Used in ``notebooks/03_batch_norm``.
     """
-    acts = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "selu": nn.SELU}
-    bn_class = bn_class or nn.BatchNorm1d
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    n_in = in_features
-    for _ in range(depth):
-        layers.append(nn.Linear(n_in, width))
-        if bn == "before":
-            layers += [bn_class(width), acts[activation]()]
-        elif bn == "after":
-            layers += [acts[activation](), bn_class(width)]
-        else:
-            layers.append(acts[activation]())
-        n_in = width
-    layers.append(nn.Linear(n_in, out_features))
-    return nn.Sequential(*layers)
+    return mlp(in_features, out_features, depth=depth, width=width, activation=activation,
+               init=None, batch_norm=bn, norm=bn_class, seed=seed).as_sequential()
 
 
 def train_classifier(model: nn.Module, X, y, lr: float, steps: int, batch_size: int = 64,
@@ -366,14 +355,6 @@ def batch_stat_spread(x, batch_sizes: Sequence[int], n_batches: int = 200, seed:
 
 
 # --------------------------------------------------------------------------- plots
-def _fig(ncols=1, width=6.0, height=3.8):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width * ncols, height), layout="constrained")
-    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
-    return fig, axes
-
-
 def plot_loss_curves(histories: dict, title: str = "Training loss", smooth: int = 10,
                      log: bool = False):
     """One curve per run (``label -> loss array``), smoothed with a running mean.
@@ -381,7 +362,7 @@ def plot_loss_curves(histories: dict, title: str = "Training loss", smooth: int 
     A run that diverged ends where its curve stops and is marked with a cross.
     Used in ``notebooks/03_batch_norm`` and ``notebooks/04_gradient_clipping``.
     """
-    fig, (ax,) = _fig()
+    fig, (ax,) = row_of_axes()
     for i, (label, loss) in enumerate(histories.items()):
         loss = np.asarray(loss, dtype=float)
         finite = np.isfinite(loss)
@@ -393,7 +374,7 @@ def plot_loss_curves(histories: dict, title: str = "Training loss", smooth: int 
             steps = np.arange(smooth - 1, n_ok)
         else:
             steps = np.arange(n_ok)
-        colour = PALETTE[i % len(PALETTE)]
+        colour = color(i)
         ax.plot(steps, shown, color=colour, label=label)
         if n_ok < len(loss):
             ax.plot([n_ok], [shown[-1] if len(shown) else 0], "x", color=colour, ms=10, mew=2)
@@ -413,10 +394,10 @@ def plot_layer_grad_norms(norms_by_run: dict, title: str = "Gradient norm per la
 
     Used in ``notebooks/03_batch_norm``.
     """
-    fig, (ax,) = _fig()
+    fig, (ax,) = row_of_axes()
     for i, (label, norms) in enumerate(norms_by_run.items()):
         norms = np.asarray(norms, dtype=float)
-        ax.semilogy(np.arange(1, len(norms) + 1), norms, "o-", color=PALETTE[i % len(PALETTE)],
+        ax.semilogy(np.arange(1, len(norms) + 1), norms, "o-", color=color(i),
                     label=label)
     ax.set_xlabel("layer (1 = input side)")
     ax.set_ylabel("||dL/dW|| (log scale)")
@@ -430,7 +411,7 @@ def plot_batch_stat_spread(batch_sizes, mean_spread, std_spread):
 
     Used in ``notebooks/03_batch_norm``.
     """
-    fig, (ax,) = _fig()
+    fig, (ax,) = row_of_axes()
     b = np.asarray(batch_sizes, dtype=float)
     ax.loglog(b, mean_spread, "o-", color=PALETTE[0], label="spread of the batch mean")
     ax.loglog(b, std_spread, "s-", color=PALETTE[1], label="spread of the batch std")
@@ -449,7 +430,7 @@ def plot_train_vs_eval_stats(batch_means, batch_vars, running_means, running_var
 
     Used in ``notebooks/03_batch_norm``.
     """
-    fig, axes = _fig(ncols=2, width=5.0)
+    fig, axes = row_of_axes(ncols=2, width=5.0)
     steps = np.arange(1, len(batch_means) + 1)
     for ax, batch, running, true, name in (
         (axes[0], batch_means, running_means, true_mean, "mean"),
@@ -470,10 +451,10 @@ def plot_layer_stats(stats_by_run: dict, title: str = "Activation statistics per
 
     Used in ``notebooks/03_batch_norm``.
     """
-    fig, axes = _fig(ncols=2, width=5.0)
+    fig, axes = row_of_axes(ncols=2, width=5.0)
     for i, (label, (means, stds)) in enumerate(stats_by_run.items()):
         layers = np.arange(1, len(means) + 1)
-        colour = PALETTE[i % len(PALETTE)]
+        colour = color(i)
         axes[0].plot(layers, means, "o-", color=colour, label=label)
         axes[1].plot(layers, stds, "o-", color=colour, label=label)
     axes[0].axhline(0, color="grey", ls="--")

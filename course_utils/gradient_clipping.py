@@ -13,8 +13,9 @@ import math
 import numpy as np
 import torch
 
+from course_utils.plotting import OKABE_ITO, PALETTE, color, row_of_axes
+
 # Okabe-Ito palette (colour-blind safe).
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 
 
 # --------------------------------------------------------------------------- NumPy
@@ -101,14 +102,6 @@ def total_grad_norm(parameters, norm_type=2.0) -> float:
 
 
 # --------------------------------------------------------------------------- plots
-def _fig(ncols=1, width=6.0, height=3.8):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width * ncols, height), layout="constrained")
-    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
-    return fig, axes
-
-
 def plot_clipping_geometry(grad, clip_value, max_norm):
     """A 2-D gradient, clipped by value (a square) and by norm (a circle), drawn as arrows.
 
@@ -120,7 +113,7 @@ def plot_clipping_geometry(grad, clip_value, max_norm):
     g = np.asarray(grad, dtype=float)
     by_value = clip_by_value(g, clip_value)
     by_norm = clip_by_norm(g, max_norm)
-    fig, axes = _fig(ncols=2, width=4.6, height=4.4)
+    fig, axes = row_of_axes(ncols=2, width=4.6, height=4.4)
     for ax, zoom in zip(axes, (False, True), strict=True):
         ax.add_patch(Rectangle((-clip_value, -clip_value), 2 * clip_value, 2 * clip_value,
                                fill=False, ls="--", color=PALETTE[1]))
@@ -155,12 +148,12 @@ def plot_grad_norm_trace(norms_by_run: dict, threshold: float | None = None,
     A run that produced inf/NaN is cut where it broke and marked with a cross.
     Used in ``notebooks/04_gradient_clipping``.
     """
-    fig, (ax,) = _fig()
+    fig, (ax,) = row_of_axes()
     for i, (label, norms) in enumerate(norms_by_run.items()):
         norms = np.asarray(norms, dtype=float)
         finite = np.isfinite(norms)
         n_ok = int(np.argmin(finite)) if not finite.all() else len(norms)
-        colour = PALETTE[i % len(PALETTE)]
+        colour = color(i)
         ax.semilogy(np.arange(n_ok), norms[:n_ok], color=colour, lw=1, label=label)
         if n_ok < len(norms) and n_ok > 0:
             ax.plot([n_ok - 1], [norms[n_ok - 1]], "x", color=colour, ms=10, mew=2)
@@ -178,12 +171,12 @@ def plot_loss_curves(histories: dict, title: str = "Training loss", log: bool = 
 
     Used in ``notebooks/04_gradient_clipping``.
     """
-    fig, (ax,) = _fig()
+    fig, (ax,) = row_of_axes()
     for i, (label, loss) in enumerate(histories.items()):
         loss = np.asarray(loss, dtype=float)
         finite = np.isfinite(loss)
         n_ok = int(np.argmin(finite)) if not finite.all() else len(loss)
-        colour = PALETTE[i % len(PALETTE)]
+        colour = color(i)
         ax.plot(np.arange(n_ok), loss[:n_ok], color=colour, label=label)
         if n_ok < len(loss) and n_ok > 0:
             ax.plot([n_ok - 1], [loss[n_ok - 1]], "x", color=colour, ms=10, mew=2)
@@ -204,7 +197,7 @@ def plot_threshold_sweep(thresholds, final_losses, clip_fractions, norms_percent
     ``norms_percentiles`` (``label -> value``) draws vertical lines at observed percentiles.
     Used in ``notebooks/04_gradient_clipping``.
     """
-    fig, axes = _fig(ncols=2, width=4.8)
+    fig, axes = row_of_axes(ncols=2, width=4.8)
     t = np.asarray(thresholds, dtype=float)
     losses = np.asarray(final_losses, dtype=float)
     shown = np.where(np.isfinite(losses), losses, np.nan)
@@ -236,10 +229,10 @@ def plot_global_vs_per_tensor(names, original, global_clipped, per_tensor_clippe
     by the same factor (ratios kept); per-tensor clipping flattens the tall bars only.
     Used in ``notebooks/04_gradient_clipping``.
     """
-    fig, (ax,) = _fig(width=7.0)
+    fig, (ax,) = row_of_axes(width=7.0)
     x = np.arange(len(names))
     width = 0.27
-    series = (("before clipping", original, PALETTE[7]),
+    series = (("before clipping", original, OKABE_ITO["black"]),
               ("global norm clipping", global_clipped, PALETTE[0]),
               ("per-tensor clipping", per_tensor_clipped, PALETTE[1]))
     for i, (label, values, colour) in enumerate(series):
@@ -265,7 +258,7 @@ def plot_relu6(z, depth_norms: dict | None = None):
     """
     z = np.asarray(z, dtype=float)
     ncols = 2 if depth_norms else 1
-    fig, axes = _fig(ncols=ncols, width=4.8)
+    fig, axes = row_of_axes(ncols=ncols, width=4.8)
     ax = axes[0]
     ax.plot(z, np.clip(z, 0.0, 6.0), color=PALETTE[0], label="relu6(z)")
     ax.plot(z, ((z > 0) & (z < 6)).astype(float), color=PALETTE[3], ls="--",
@@ -279,7 +272,7 @@ def plot_relu6(z, depth_norms: dict | None = None):
         markers = "os^vD"
         for i, (label, (depths, norms)) in enumerate(depth_norms.items()):
             ax.semilogy(depths, norms, marker=markers[i % len(markers)],
-                        color=PALETTE[i % len(PALETTE)], label=label,
+                        color=color(i), label=label,
                         ls="-" if i == 0 else "--")
         ax.set_xlabel("number of layers")
         ax.set_ylabel("gradient at the first hidden layer (log)")

@@ -17,11 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch import nn
 
-# Okabe-Ito palette: distinguishable with the common forms of colour blindness.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000",
-           "#F0E442")
+from course_utils.nets import MLP, activation_module, init_std, mlp
+from course_utils.plotting import PALETTE
 
 _LINEAR_GAIN_NAMES = (
     "linear",
@@ -35,10 +33,14 @@ _LINEAR_GAIN_NAMES = (
 
 #: activation names understood by :func:`activation_stds` and :func:`layer_statistics`
 ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu")
-#: init names understood by :func:`activation_stds` and :func:`layer_statistics`
+#: init names understood by :func:`activation_stds` and :func:`layer_statistics`: the course's
+#: vocabulary (:data:`course_utils.nets.INITS`), with its ``normal`` init in the two sizes this
+#: notebook compares, ``small`` (std :data:`SMALL_STD`) and ``standard_normal`` (std 1)
 INITS = ("zeros", "small", "standard_normal", "pytorch_default", "lecun", "xavier", "he")
 #: standard deviation of the "small" init
 SMALL_STD = 0.01
+#: the notebook's two fixed-size ``normal`` inits: name -> std
+NORMAL_STDS = {"small": SMALL_STD, "standard_normal": 1.0}
 
 INIT_COLORS = {
     "small": PALETTE[5],
@@ -225,21 +227,14 @@ def init_weight_std(init: str, fan_in: int, fan_out: int) -> float:
     """Standard deviation of the weights each named init of :data:`INITS` draws.
 
     ``pytorch_default`` is ``nn.Linear``'s own init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
-    whose standard deviation is ``1 / sqrt(3 fan_in)``.
-    Taught in notebooks/02_initialization.
+    whose standard deviation is ``1 / sqrt(3 fan_in)``; the others are
+    :func:`course_utils.nets.init_std`'s. Taught in notebooks/02_initialization.
     """
-    stds = {
-        "zeros": 0.0,
-        "small": SMALL_STD,
-        "standard_normal": 1.0,
-        "pytorch_default": 1.0 / math.sqrt(3.0 * fan_in),
-        "lecun": 1.0 / math.sqrt(fan_in),
-        "xavier": math.sqrt(2.0 / (fan_in + fan_out)),
-        "he": math.sqrt(2.0 / fan_in),
-    }
-    if init not in stds:
+    if init not in INITS:
         raise ValueError(f"unknown init {init!r}: use one of {INITS}")
-    return stds[init]
+    if init in NORMAL_STDS:
+        return init_std("normal", fan_in, fan_out, std=NORMAL_STDS[init])
+    return init_std(init, fan_in, fan_out)
 
 
 def init_named_(weight: torch.Tensor, init: str, generator: torch.Generator | None = None,
@@ -264,26 +259,6 @@ def init_named_(weight: torch.Tensor, init: str, generator: torch.Generator | No
         return weight.normal_(0.0, std, generator=generator)
 
 
-def activation_module(activation: str) -> nn.Module:
-    """The ``torch.nn`` module for a name of :data:`ACTIVATIONS` (leaky_relu: slope 0.01).
-
-    Taught in notebooks/02_initialization.
-    """
-    modules = {
-        "linear": nn.Identity,
-        "sigmoid": nn.Sigmoid,
-        "tanh": nn.Tanh,
-        "relu": nn.ReLU,
-        "leaky_relu": lambda: nn.LeakyReLU(0.01),
-        "elu": nn.ELU,
-        "selu": nn.SELU,
-        "gelu": nn.GELU,
-    }
-    if activation not in modules:
-        raise ValueError(f"unknown activation {activation!r}: use one of {ACTIVATIONS}")
-    return modules[activation]()
-
-
 def _check_names(activation: str, init: str) -> None:
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}: use one of {ACTIVATIONS}")
@@ -293,20 +268,20 @@ def _check_names(activation: str, init: str) -> None:
 
 def build_mlp(depth: int, width: int, activation: str, init: str,
               generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32,
-              gain: float = 1.0, uniform: bool | None = None) -> nn.Sequential:
-    """``depth`` blocks of ``Linear(width, width, bias=False)`` followed by the activation.
+              gain: float = 1.0, uniform: bool | None = None) -> MLP:
+    """``depth`` blocks of ``Linear(width, width, bias=False)`` followed by the activation, no
+    head (a :func:`course_utils.nets.mlp`).
 
     Weights are drawn with the named init (see :func:`init_named_` for ``gain`` and
     ``uniform``), layer by layer from the input side.
     Taught in notebooks/02_initialization.
     """
     _check_names(activation, init)
-    layers: list[nn.Module] = []
-    for _ in range(depth):
-        linear = nn.Linear(width, width, bias=False, dtype=dtype)
+    model = mlp(width, None, depth=depth, width=width, activation=activation, init=None,
+                linear_bias=False, dtype=dtype)
+    for linear in model.linears:
         init_named_(linear.weight, init, generator, gain=gain, uniform=uniform)
-        layers += [linear, activation_module(activation)]
-    return nn.Sequential(*layers)
+    return model
 
 
 def activation_stds(depth: int, width: int, activation: str, init: str,
@@ -343,8 +318,8 @@ def layer_statistics(depth: int, width: int, activation: str, init: str,
                      uniform: bool | None = None) -> dict:
     """One forward and backward pass through :func:`build_mlp`, recorded layer by layer.
 
-    Forward hooks on the activation modules keep every layer's output ``a_l`` and ask autograd
-    to keep its gradient. The loss is ``sum(a_L * r)`` with ``r`` standard normal, so the
+    ``model(x, keep=True)`` keeps every layer's output ``a_l`` and asks autograd to keep its
+    gradient. The loss is ``sum(a_L * r)`` with ``r`` standard normal, so the
     gradient arriving at the last layer has standard deviation 1. Returns a dict with
     ``act_std`` and ``grad_std`` (arrays of shape ``(depth,)``, entry ``l - 1`` for layer
     ``l``: std of ``a_l`` and of ``dL/da_l``), and ``act_samples`` / ``grad_samples`` (a list
@@ -356,20 +331,10 @@ def layer_statistics(depth: int, width: int, activation: str, init: str,
     generator = torch.Generator().manual_seed(seed)
     model = build_mlp(depth, width, activation, init, generator, dtype, gain, uniform)
     x = torch.randn(n_samples, width, generator=generator, dtype=dtype)
-    outputs: list[torch.Tensor] = []
-
-    def remember(module, inputs, output):
-        output.retain_grad()
-        outputs.append(output)
-
-    handles = [m.register_forward_hook(remember) for m in model if not isinstance(m, nn.Linear)]
-    try:
-        out = model(x)
-        r = torch.randn(out.shape, generator=generator, dtype=dtype)
-        (out * r).sum().backward()
-    finally:
-        for handle in handles:
-            handle.remove()
+    out = model(x, keep=True)  # keeps every layer's output a_l and, after backward, dL/da_l
+    outputs = model.activations
+    r = torch.randn(out.shape, generator=generator, dtype=dtype)
+    (out * r).sum().backward()
     pick = torch.randperm(n_samples * width, generator=generator)[:keep]
     act_std, grad_std, act_samples, grad_samples = [], [], [], []
     for a in outputs:

@@ -37,6 +37,7 @@ from torch import nn
 
 __all__ = [
     "ACTIVATIONS",
+    "ACTIVATION_TYPES",
     "HIDDEN_ACTIVATIONS",
     "INITS",
     "INIT_LABELS",
@@ -64,6 +65,11 @@ ACTIVATIONS: Mapping[str, Callable[[], nn.Module]] = MappingProxyType({
     "relu6": nn.ReLU6,
 })
 
+#: The module classes of the activations of :data:`ACTIVATIONS` (identity excluded), for
+#: ``isinstance`` checks on a network's modules.
+ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (nn.Sigmoid, nn.Tanh, nn.ReLU, nn.LeakyReLU,
+                                                 nn.ELU, nn.SELU, nn.GELU, nn.ReLU6)
+
 #: The activations the course's experiments put in hidden layers (dropdowns, sweeps).
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu")
 
@@ -84,8 +90,11 @@ INIT_LABELS: Mapping[str, str] = MappingProxyType({
 BATCH_NORM_PLACEMENTS = (None, "before", "after")
 
 
-def activation_module(name: str) -> nn.Module:
-    """A new ``torch.nn`` module for the activation ``name`` (a key of :data:`ACTIVATIONS`)."""
+def activation_module(name: str | Callable[[], nn.Module]) -> nn.Module:
+    """A new ``torch.nn`` module for the activation ``name`` (a key of :data:`ACTIVATIONS`);
+    a module class or factory (such as ``nn.ReLU``) is called instead."""
+    if callable(name):
+        return name()
     if name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}: use one of {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[name]()
@@ -129,7 +138,7 @@ def init_std(init: str, fan_in: int, fan_out: int, *, gain: float | None = None,
     if init == "xavier":
         return (1.0 if gain is None else gain) * math.sqrt(2.0 / (fan_in + fan_out))
     if init == "he":
-        return (math.sqrt(2.0) if gain is None else gain) / math.sqrt(fan)
+        return math.sqrt(2.0 / fan) if gain is None else gain / math.sqrt(fan)
     raise ValueError(f"unknown init {init!r}: use one of {INITS}")
 
 
@@ -148,17 +157,21 @@ def init_linear_(linear: nn.Linear, init: str = "pytorch_default", *,
     weight first, then bias.
     """
     fan_out, fan_in = linear.weight.shape
-    w_std = scale * init_std(init, fan_in, fan_out, gain=gain, std=std, mode=mode)
+    w_std = init_std(init, fan_in, fan_out, gain=gain, std=std, mode=mode)
     if uniform is None:
         uniform = init == "pytorch_default"
     with torch.no_grad():
         if init == "zeros":
             linear.weight.zero_()
         elif uniform:
-            bound = math.sqrt(3.0) * w_std
+            # U(-b, b) has std b / sqrt(3); nn.Linear's own bound is exactly 1 / sqrt(fan_in)
+            bound = (1.0 / math.sqrt(fan_in) if init == "pytorch_default"
+                     else math.sqrt(3.0) * w_std)
             linear.weight.uniform_(-bound, bound, generator=generator)
         else:
             linear.weight.normal_(0.0, w_std, generator=generator)
+        if scale != 1.0:
+            linear.weight.mul_(scale)  # as torch.nn.init's draw followed by a rescale
         if linear.bias is not None:
             if bias is not None:
                 linear.bias.fill_(bias)
@@ -172,7 +185,7 @@ def init_linear_(linear: nn.Linear, init: str = "pytorch_default", *,
 
 class MLP(nn.Module):
     """``depth`` hidden blocks (``nn.Sequential`` of Linear, [BatchNorm1d,] activation
-    [, BatchNorm1d]) and a Linear ``head``; build one with :func:`mlp`.
+    [, BatchNorm1d]) and a Linear ``head`` (or none); build one with :func:`mlp`.
 
     With ``residual=True`` every block after the first adds its input to its output
     (``h = h + block(h)``). ``linears`` lists every ``nn.Linear``, input side first, head last.
@@ -182,16 +195,24 @@ class MLP(nn.Module):
     ``act_index`` is the activation's position in each block (default: last).
     """
 
-    def __init__(self, blocks: list[nn.Sequential], head: nn.Linear, residual: bool = False,
-                 act_index: int = -1):
+    def __init__(self, blocks: list[nn.Sequential], head: nn.Linear | None,
+                 residual: bool = False, act_index: int = -1):
         super().__init__()
         self.act_index = act_index
         self.blocks = nn.ModuleList(blocks)
         self.head = head
         self.residual = residual
-        self.linears: list[nn.Linear] = [b[0] for b in blocks] + [head]
+        self.linears: list[nn.Linear] = [b[0] for b in blocks] + ([head] if head else [])
         self.activations: list[torch.Tensor] = []
         self.preactivations: list[torch.Tensor] = []
+
+    def as_sequential(self) -> nn.Sequential:
+        """The same modules (shared, not copied) as one flat ``nn.Sequential``, for code that
+        indexes or iterates the layers. Not for residual networks (the skips would be lost)."""
+        if self.residual:
+            raise ValueError("a residual MLP is not a flat sequence of layers; keep the MLP")
+        head = [] if self.head is None else [self.head]
+        return nn.Sequential(*[m for block in self.blocks for m in block], *head)
 
     def forward(self, x: torch.Tensor, keep: bool = False) -> torch.Tensor:
         if keep:
@@ -211,21 +232,24 @@ class MLP(nn.Module):
                     a.retain_grad()
                 self.activations.append(a)
             x = a
-        return self.head(x)
+        return x if self.head is None else self.head(x)
 
 
-def mlp(n_in: int, n_out: int, *, depth: int, width: int, activation: str = "relu",
+def mlp(n_in: int, n_out: int | None, *, depth: int, width: int,
+        activation: str | Callable[[], nn.Module] = "relu",
         init: str | None = "pytorch_default", gain: float | None = None, std: float = 1.0,
         mode: str = "fan_in", scale: float = 1.0, bias: float | None = None,
         head_init: str | None = None, head_gain: float | None = None,
-        head_bias: float | None = None, uniform: bool | None = None,
+        head_bias: float | None = None, uniform: bool | None = None, linear_bias: bool = True,
         batch_norm: str | bool | None = None, norm: Callable[[int], nn.Module] | None = None,
         residual: bool = False, seed: int | None = 0,
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32) -> MLP:
     """A multilayer perceptron: ``depth`` hidden blocks of ``width`` units, then a Linear head.
 
-    ``n_in``/``n_out``: input and output sizes. ``activation``: a key of :data:`ACTIVATIONS`.
+    ``n_in``/``n_out``: input and output sizes (``n_out=None``: no head, the last block's
+    output is the network's). ``activation``: a key of :data:`ACTIVATIONS`
+    (or a module class such as ``nn.ReLU``).
     ``init``, ``gain``, ``std``, ``mode``, ``scale``, ``bias`` and ``uniform``: how every hidden
     Linear is filled (see :func:`init_linear_`); the head uses ``head_init`` (default: ``init``),
     ``head_gain`` (default: ``gain``) and ``head_bias`` (default: ``bias``). ``init=None`` keeps
@@ -235,9 +259,10 @@ def mlp(n_in: int, n_out: int, *, depth: int, width: int, activation: str = "rel
     or ``"after"`` (Linear, activation, BN); ``norm(width)`` replaces ``nn.BatchNorm1d``.
     ``residual``: blocks 2..depth add their input to their output.
     Weights come from ``generator`` if given, else from ``torch.Generator().manual_seed(seed)``;
-    layers are filled input side first, weight then bias. ``dtype``: of every parameter.
+    layers are filled input side first, weight then bias. ``linear_bias=False`` builds every
+    Linear without a bias. ``dtype``: of every parameter.
     """
-    if depth < 1 or width < 1 or n_in < 1 or n_out < 1:
+    if depth < 1 or width < 1 or n_in < 1 or (n_out is not None and n_out < 1):
         raise ValueError(f"depth, width, n_in and n_out must be at least 1 "
                          f"(got depth={depth}, width={width}, n_in={n_in}, n_out={n_out})")
     activation_module(activation)  # a clear error for an unknown name
@@ -256,7 +281,7 @@ def mlp(n_in: int, n_out: int, *, depth: int, width: int, activation: str = "rel
             torch.manual_seed(seed)
         blocks, fan = [], n_in
         for _ in range(depth):
-            parts: list[nn.Module] = [nn.Linear(fan, width, dtype=dtype)]
+            parts: list[nn.Module] = [nn.Linear(fan, width, bias=linear_bias, dtype=dtype)]
             if batch_norm == "before":
                 parts.append(norm(width))
             parts.append(activation_module(activation))
@@ -264,17 +289,18 @@ def mlp(n_in: int, n_out: int, *, depth: int, width: int, activation: str = "rel
                 parts.append(norm(width))
             blocks.append(nn.Sequential(*parts))
             fan = width
-        head = nn.Linear(fan, n_out, dtype=dtype)
+        head = None if n_out is None else nn.Linear(fan, n_out, bias=linear_bias, dtype=dtype)
     model = MLP(blocks, head, residual=residual, act_index=2 if batch_norm == "before" else 1)
     if init is None:
         return model
     if generator is None:
         generator = torch.Generator().manual_seed(0 if seed is None else seed)
     common = dict(std=std, mode=mode, scale=scale, uniform=uniform, generator=generator)
-    for lin in model.linears[:-1]:
-        init_linear_(lin, init, gain=gain, bias=bias, **common)
-    init_linear_(head, head_init or init, gain=gain if head_gain is None else head_gain,
-                 bias=bias if head_bias is None else head_bias, **common)
+    for block in model.blocks:
+        init_linear_(block[0], init, gain=gain, bias=bias, **common)
+    if head is not None:
+        init_linear_(head, head_init or init, gain=gain if head_gain is None else head_gain,
+                     bias=bias if head_bias is None else head_bias, **common)
     return model
 
 

@@ -4,8 +4,8 @@
   common colour-vision deficiency; :data:`PALETTE` is their order for series (yellow, hard to
   see on white, last). Lines also differ by :data:`LINESTYLES` or :data:`MARKERS`, so nothing
   relies on colour alone; :data:`SEQUENTIAL_CMAP` is for heat maps.
-* :func:`subplots` makes a bare ``Figure`` (not registered with pyplot, so it is freed when
-  dropped) with a grid of axes, for the topic modules' ``plot_*`` functions;
+* :func:`subplots` and :func:`row_of_axes` make a bare ``Figure`` (not registered with pyplot,
+  so it is freed when dropped) with its axes, for the topic modules' ``plot_*`` functions;
 * :func:`new_figure`, :func:`figure_with_axes` and :func:`figure_to_png` are for figures a
   widget redraws: reuse the figure and its axes, render to PNG bytes;
 * :func:`style_axes`, :func:`set_log_axis`, :func:`finite_or` and :func:`log_safe` style axes
@@ -17,23 +17,25 @@ Example::
     fig, axes = subplots(1, 2, figsize=(8, 3))
     axes[0, 0].plot(x, y, color=PALETTE[0])
 
-Importing this module changes no global state: no pyplot, no rcParams, no backend switch.
+Importing this module changes no global state (no pyplot, no rcParams, no backend switch) and
+imports matplotlib only when a figure is made.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
-from matplotlib.figure import Figure
-from PIL import Image as PILImage
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "OKABE_ITO",
@@ -43,9 +45,9 @@ __all__ = [
     "SEQUENTIAL_CMAP",
     "color",
     "subplots",
+    "row_of_axes",
+    "text_caching_canvas",
     "new_figure",
-    "TextCachingCanvas",
-    "TextCachingRenderer",
     "figure_with_axes",
     "figure_to_png",
     "style_axes",
@@ -82,75 +84,92 @@ def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] = (
              **subplot_kw) -> tuple[Figure, np.ndarray]:
     """``(fig, axes)``: a constrained-layout ``Figure`` and a 2-D array of axes
     (``axes[row, col]``; extra keywords such as ``sharex`` go to ``Figure.subplots``)."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=figsize, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, **subplot_kw)
     return fig, axes
 
 
-class TextCachingRenderer(RendererAgg):
-    """An Agg renderer that rasterizes each distinct text once and then pastes the bitmap.
-
-    Text is most of the cost of a widget's redraw (every glyph of every tick label is laid out
-    and rendered on each draw), and a widget redraws the same labels over and over. Bitmaps are
-    keyed by string, font, angle, colour and dpi and placed at whole-pixel positions (at most
-    half a pixel from where Agg puts them). Only the renderer's public interface is overridden
-    (``get_text_width_height_descent``, ``draw_text``); the widget benchmark
-    (``python -m benchmarks --only widgets``) shows what it saves.
-    """
-
-    def get_text_width_height_descent(self, s, prop, ismath):
-        if ismath == "TeX":
-            return super().get_text_width_height_descent(s, prop, ismath)
-        key = (s, hash(prop), bool(ismath), self.dpi)
-        value = _lru_get(_TEXT_METRICS, key)
-        if value is None:
-            value = super().get_text_width_height_descent(s, prop, ismath)
-            _lru_put(_TEXT_METRICS, key, value)
-        return value
-
-    def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
-        if (ismath == "TeX" or gc.get_clip_rectangle() is not None
-                or gc.get_clip_path()[0] is not None or not (np.isfinite(x) and np.isfinite(y))):
-            return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
-        key = (s, hash(prop), bool(ismath), round(float(angle), 3), tuple(gc.get_rgb()),
-               gc.get_alpha(), gc.get_antialiased(), self.dpi)
-        entry = _lru_get(_TEXT_BITMAPS, key)
-        if entry is None:
-            entry = self._rasterize_text(gc, s, prop, angle, ismath, mtext)
-            _lru_put(_TEXT_BITMAPS, key, entry)
-        bitmap, dx, dy = entry
-        if bitmap is not None:
-            top = int(round(y)) + dy  # Agg's text y counts rows from the top
-            self.draw_image(gc, int(round(x)) + dx, self.height - top - bitmap.shape[0], bitmap)
-        return None
-
-    def _rasterize_text(self, gc, s, prop, angle, ismath, mtext):
-        w, h, d = super().get_text_width_height_descent(s, prop, ismath)
-        r = int(np.ceil(np.hypot(w, h + d))) + 4  # room for any rotation about the origin
-        scratch = RendererAgg(2 * r, 2 * r, self.dpi)
-        scratch.draw_text(gc, r, r, s, prop, angle, ismath, mtext)
-        buf = np.asarray(scratch.buffer_rgba())
-        alpha = buf[..., 3]
-        rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))
-        if rows.size == 0:
-            return None, 0, 0
-        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        # draw_image wants the bottom row first
-        return np.ascontiguousarray(buf[r0:r1, c0:c1][::-1]), int(c0 - r), int(r0 - r)
+def row_of_axes(ncols: int = 1, width: float = 6.0, height: float = 3.8) -> tuple[Figure, list]:
+    """``(fig, [ax, ...])``: one row of ``ncols`` axes, each ``width`` x ``height`` inches."""
+    fig, axes = subplots(1, ncols, figsize=(width * ncols, height))
+    return fig, list(axes[0])
 
 
-class TextCachingCanvas(FigureCanvasAgg):
-    """An Agg canvas drawing with :class:`TextCachingRenderer` (one per figure size)."""
+@functools.cache
+def text_caching_canvas():
+    """The class of the Agg canvas that :func:`new_figure` gives its figures (built on first
+    use, so that importing this module does not import matplotlib)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 
-    renderer_key = None
+    class TextCachingRenderer(RendererAgg):
+        """An Agg renderer that rasterizes each distinct text once and then pastes the bitmap.
 
-    def get_renderer(self):
-        w, h = self.get_width_height(physical=True)
-        key = w, h, self.figure.dpi
-        if self.renderer_key != key:
-            self.renderer = TextCachingRenderer(w, h, self.figure.dpi)
-            self.renderer_key = key
-        return self.renderer
+        Text is most of the cost of a widget's redraw (every glyph of every tick label is laid out
+        and rendered on each draw), and a widget redraws the same labels over and over. Bitmaps are
+        keyed by string, font, angle, colour and dpi and placed at whole-pixel positions (at most
+        half a pixel from where Agg puts them). Only the renderer's public interface is overridden
+        (``get_text_width_height_descent``, ``draw_text``); the widget benchmark
+        (``python -m benchmarks --only widgets``) shows what it saves.
+        """
+
+        def get_text_width_height_descent(self, s, prop, ismath):
+            if ismath == "TeX":
+                return super().get_text_width_height_descent(s, prop, ismath)
+            key = (s, hash(prop), bool(ismath), self.dpi)
+            value = _lru_get(_TEXT_METRICS, key)
+            if value is None:
+                value = super().get_text_width_height_descent(s, prop, ismath)
+                _lru_put(_TEXT_METRICS, key, value)
+            return value
+
+        def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+            if (ismath == "TeX" or gc.get_clip_rectangle() is not None
+                    or gc.get_clip_path()[0] is not None
+                    or not (np.isfinite(x) and np.isfinite(y))):
+                return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+            key = (s, hash(prop), bool(ismath), round(float(angle), 3), tuple(gc.get_rgb()),
+                   gc.get_alpha(), gc.get_antialiased(), self.dpi)
+            entry = _lru_get(_TEXT_BITMAPS, key)
+            if entry is None:
+                entry = self._rasterize_text(gc, s, prop, angle, ismath, mtext)
+                _lru_put(_TEXT_BITMAPS, key, entry)
+            bitmap, dx, dy = entry
+            if bitmap is not None:
+                top = int(round(y)) + dy  # Agg's text y counts rows from the top
+                self.draw_image(gc, int(round(x)) + dx, self.height - top - bitmap.shape[0], bitmap)
+            return None
+
+        def _rasterize_text(self, gc, s, prop, angle, ismath, mtext):
+            w, h, d = super().get_text_width_height_descent(s, prop, ismath)
+            r = int(np.ceil(np.hypot(w, h + d))) + 4  # room for any rotation about the origin
+            scratch = RendererAgg(2 * r, 2 * r, self.dpi)
+            scratch.draw_text(gc, r, r, s, prop, angle, ismath, mtext)
+            buf = np.asarray(scratch.buffer_rgba())
+            alpha = buf[..., 3]
+            rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))
+            if rows.size == 0:
+                return None, 0, 0
+            r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+            # draw_image wants the bottom row first
+            return np.ascontiguousarray(buf[r0:r1, c0:c1][::-1]), int(c0 - r), int(r0 - r)
+
+
+    class TextCachingCanvas(FigureCanvasAgg):
+        """An Agg canvas drawing with :class:`TextCachingRenderer` (one per figure size)."""
+
+        renderer_key = None
+
+        def get_renderer(self):
+            w, h = self.get_width_height(physical=True)
+            key = w, h, self.figure.dpi
+            if self.renderer_key != key:
+                self.renderer = TextCachingRenderer(w, h, self.figure.dpi)
+                self.renderer_key = key
+            return self.renderer
+
+    return TextCachingCanvas
 
 
 _TEXT_CACHE_SIZE = 4096
@@ -176,9 +195,12 @@ def _lru_put(cache: OrderedDict, key, value) -> None:
 
 def new_figure(width: float, height: float, dpi: int = 72) -> Figure:
     """A bare white ``Figure`` of ``width`` x ``height`` inches for widgets, drawn by the
-    :class:`TextCachingCanvas` (not registered with pyplot: freed when dropped)."""
+    text-caching canvas (see :func:`text_caching_canvas`); not registered with pyplot, so it
+    is freed when dropped."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), dpi=dpi, facecolor="white")
-    TextCachingCanvas(fig)
+    text_caching_canvas()(fig)
     return fig
 
 
@@ -224,6 +246,9 @@ def _empty_axes(ax) -> None:
 
 def figure_to_png(fig: Figure) -> bytes:
     """Render ``fig`` with Agg to PNG bytes (one draw)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image as PILImage
+
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     canvas.draw()
     rgb = np.asarray(canvas.buffer_rgba())[..., :3]

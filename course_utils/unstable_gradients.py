@@ -22,6 +22,9 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from course_utils.nets import activation_module, init_linear_, mlp
+from course_utils.plotting import PALETTE, color
+
 __all__ = [
     "PALETTE",
     "chain_grad_magnitudes",
@@ -39,9 +42,6 @@ __all__ = [
     "plot_sawtooth",
 ]
 
-#: Okabe-Ito colour-blind-safe palette.
-PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
-           "#000000"]
 _CHAIN_ACTIVATIONS = ("sigmoid", "tanh", "relu")
 
 
@@ -159,20 +159,17 @@ def make_rings(n: int = 512, seed: int = 0, noise: float = 0.15
             torch.tensor(label[:, None], dtype=torch.float32))
 
 
-_ACT_MODULES: dict[str, Callable[[], nn.Module]] = {
-    "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "identity": nn.Identity}
-
-
 class ResidualBlock(nn.Module):
     """``a + act(Linear(a))``: the identity path carries the gradient past the block.
 
-    Used in ``notebooks/00_unstable_gradients`` (taught in ``05_in_practice``).
+    Used in ``notebooks/00_unstable_gradients`` (taught in ``05_in_practice``); the networks of
+    :func:`make_mlp` with ``residual=True`` compute the same thing.
     """
 
     def __init__(self, width: int, activation: str = "relu"):
         super().__init__()
         self.linear = nn.Linear(width, width)
-        self.act = _ACT_MODULES[activation]()
+        self.act = activation_module(activation)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         return a + self.act(self.linear(a))
@@ -180,50 +177,32 @@ class ResidualBlock(nn.Module):
 
 def make_mlp(depth: int, width: int, activation: str = "sigmoid", *, in_features: int = 2,
              out_features: int = 1, init: str | float | None = None, batch_norm: bool = False,
-             residual: bool = False, seed: int = 0) -> nn.Sequential:
-    """A feed-forward stack of ``depth`` hidden layers of ``width`` units, then a Linear head.
+             residual: bool = False, seed: int = 0) -> nn.Module:
+    """A :func:`course_utils.nets.mlp` of ``depth`` hidden layers of ``width`` units, then a
+    Linear head (one flat ``nn.Sequential`` unless ``residual``).
 
     ``init``: ``None`` keeps PyTorch's default; ``"he"`` draws N(0, 2/fan_in); ``"xavier"``
-    N(0, 2/(fan_in + fan_out)); a number ``s`` draws N(0, s^2/fan_in) (so ``s = sqrt(2)`` is
-    He). Biases start at 0 whenever ``init`` is given. ``batch_norm`` inserts BatchNorm1d
-    before each hidden activation; ``residual`` makes hidden layers 2..depth residual blocks.
-    Parameters are drawn from ``torch.Generator().manual_seed(seed)``, so the global RNG is
-    untouched. Used in ``notebooks/00_unstable_gradients``.
+    N(0, 2/(fan_in + fan_out)); a number ``s`` draws N(0, s^2/fan_in) (He with gain ``s``, so
+    ``s = sqrt(2)`` is He). Biases start at 0 whenever ``init`` is given. ``batch_norm`` inserts
+    BatchNorm1d before each hidden activation; ``residual`` makes hidden layers 2..depth
+    residual. Every layer first gets PyTorch's default init from
+    ``torch.Generator().manual_seed(seed)``, then ``init`` from the same generator, so the
+    global RNG is untouched. Used in ``notebooks/00_unstable_gradients``.
     """
+    if isinstance(init, int | float) and not isinstance(init, bool):
+        scheme, gain = "he", float(init)
+    elif init in (None, "he", "xavier"):
+        scheme, gain = init, None
+    else:
+        raise ValueError(f"unknown init {init!r}: use None, 'he', 'xavier' or a number")
     gen = torch.Generator().manual_seed(seed)
-    layers: list[nn.Module] = []
-    fan = in_features
-    for i in range(depth):
-        if residual and i > 0:
-            layers.append(ResidualBlock(width, activation))
-        else:
-            layers.append(nn.Linear(fan, width))
-            if batch_norm:
-                layers.append(nn.BatchNorm1d(width))
-            layers.append(_ACT_MODULES[activation]())
-        fan = width
-    layers.append(nn.Linear(fan, out_features))
-    model = nn.Sequential(*layers)
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    with torch.no_grad():
-        for lin in linears:  # redraw PyTorch's default init from our generator
-            bound = 1.0 / math.sqrt(lin.in_features)
-            lin.weight.uniform_(-bound, bound, generator=gen)
-            lin.bias.uniform_(-bound, bound, generator=gen)
-            if init is None:
-                continue
-            fan_in, fan_out = lin.in_features, lin.out_features
-            if init == "he":
-                std = math.sqrt(2.0 / fan_in)
-            elif init == "xavier":
-                std = math.sqrt(2.0 / (fan_in + fan_out))
-            elif isinstance(init, int | float):
-                std = float(init) / math.sqrt(fan_in)
-            else:
-                raise ValueError(f"unknown init {init!r}")
-            lin.weight.normal_(0.0, std, generator=gen)
-            lin.bias.zero_()
-    return model
+    model = mlp(in_features, out_features, depth=depth, width=width, activation=activation,
+                init=None, batch_norm=batch_norm, residual=residual, seed=seed)
+    for lin in model.linears:
+        init_linear_(lin, "pytorch_default", generator=gen)
+        if scheme is not None:
+            init_linear_(lin, scheme, gain=gain, generator=gen)
+    return model if residual else model.as_sequential()
 
 
 def train_sgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, *, steps: int,
@@ -319,7 +298,7 @@ def plot_chain_gradients(curves: dict[str, Sequence[float]], title: str | None =
         g = np.asarray(g, dtype=float)
         layers = np.arange(g.size)
         shown = np.where(g > 0, g, np.nan)
-        ax.semilogy(layers, shown, "o-", ms=3, color=PALETTE[i % len(PALETTE)], label=label)
+        ax.semilogy(layers, shown, "o-", ms=3, color=color(i), label=label)
     ax.set_xlabel("layer l (0 = input a_0; the output a_L is on the right)")
     ax.set_ylabel("|d a_L / d a_l|")
     ax.set_title(title or "Gradient reaching layer l: watch it shrink or grow geometrically "
@@ -341,7 +320,7 @@ def plot_layer_grad_norms(norms: dict[str, Sequence[float]], title: str | None =
     for i, (label, g) in enumerate(norms.items()):
         g = np.asarray(g, dtype=float)
         ax.semilogy(np.arange(1, g.size + 1), np.where(g > 0, g, np.nan),
-                    marker=markers[i % len(markers)], ms=4, color=PALETTE[i % len(PALETTE)],
+                    marker=markers[i % len(markers)], ms=4, color=color(i),
                     label=label)
     ax.set_xlabel("Linear layer (1 = input side)")
     ax.set_ylabel("||dL/dW|| (L2 norm)")
@@ -370,7 +349,7 @@ def plot_training_curves(runs: dict[str, dict], title: str | None = None) -> Fig
     rel_min = min((float(v) for r in runs.values() for v in np.asarray(r["rel_change"])
                    if np.isfinite(v) and v > 0), default=1e-8)
     for i, (label, run) in enumerate(runs.items()):
-        c = PALETTE[i % len(PALETTE)]
+        c = color(i)
         loss = np.asarray(run["loss"], dtype=float)
         steps = np.arange(loss.size)
         bad = run.get("first_nonfinite")
@@ -422,7 +401,7 @@ def plot_sawtooth(ks: Sequence[int], n_grid: int = 2**12) -> Figure:
     for i, k in enumerate(ks):
         with torch.no_grad():
             ys = tent_network(k)(xs)[:, 0]
-        ax.plot(xs[:, 0].numpy(), ys.numpy(), color=PALETTE[i % len(PALETTE)],
+        ax.plot(xs[:, 0].numpy(), ys.numpy(), color=color(i),
                 label=f"{k} layers of 2 ReLUs: {2**k} pieces")
     ax.set_xlabel("x")
     ax.set_ylabel("network output")

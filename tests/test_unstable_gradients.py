@@ -99,7 +99,11 @@ def test_make_mlp_and_train():
     run = ug.train_sgd(big, *ug.make_rings(256), nn.BCEWithLogitsLoss(), steps=50, lr=0.1)
     assert run["first_nonfinite"] is not None
     res = ug.make_mlp(4, 8, "sigmoid", residual=True, batch_norm=False)
-    assert sum(isinstance(m, ug.ResidualBlock) for m in res.modules()) == 3
+    xr = torch.randn(5, 2)
+    h = res.blocks[0](xr)
+    for block in res.blocks[1:]:  # hidden layers 2..4 are residual: h + sigmoid(Linear(h))
+        h = h + torch.sigmoid(block[0](h))
+    assert torch.allclose(res(xr), res.head(h))
 
 
 def test_tent_network_pieces():

@@ -20,12 +20,13 @@ import threading
 import time
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from course_utils.nets import HIDDEN_ACTIVATIONS, INIT_LABELS, INITS, he_gain, mlp, single_thread
+from course_utils.datasets import DigitsSplit, load_digits_split
+from course_utils.diagnostics import UPDATE_RATIO_REFERENCE
+from course_utils.in_practice import RunConfig, Trainer, diagnose
+from course_utils.nets import HIDDEN_ACTIVATIONS, INIT_LABELS, INITS, single_thread
 from course_utils.plotting import (
     OKABE_ITO,
     SEQUENTIAL_CMAP,
@@ -40,124 +41,80 @@ from .base import Visualiser, dropdown, float_slider, int_slider, log_slider
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 SATURATING = ("sigmoid", "tanh")
-UPDATE_RATIO_REFERENCE = -3.0  # log10(update / weight) of about -3 is the usual healthy pace
-N_FEATURES, N_CLASSES, N_SAMPLES, BATCH = 16, 4, 1024, 64
+N_CLASSES = 10  # scikit-learn's digits
 
 
-@functools.lru_cache(maxsize=2)
-def doctor_dataset(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Standardized inputs (N, 16) and labels from a random 2-layer teacher network (4 classes)."""
-    gen = torch.Generator().manual_seed(10_000 + seed)
-    x = torch.randn(N_SAMPLES, N_FEATURES, generator=gen)
-    w1 = torch.randn(N_FEATURES, 32, generator=gen) / math.sqrt(N_FEATURES)
-    w2 = torch.randn(32, N_CLASSES, generator=gen) / math.sqrt(32)
-    y = (torch.tanh(x @ w1 * 2) @ w2).argmax(dim=1)
-    return x, y
+@functools.lru_cache(maxsize=1)
+def _digits() -> DigitsSplit:
+    return load_digits_split()
 
 
 class TrainingRun:
-    """One training run that advances in chunks and records diagnostics at every step.
+    """One live run of the notebook's training doctor: a
+    :class:`course_utils.in_practice.Trainer` on scikit-learn's digits, advanced in chunks.
 
-    ``history`` holds ``loss`` (T,), ``grad_norms`` (T, L) for the L Linear layers (input side
-    first), ``update_ratio`` (T, L) as log10 std(Δw)/std(w), ``saturation`` (T, L-1) for the
-    hidden layers, and ``status`` ("running", "done", "stopped", "diverged").
+    The widget's parameters become a :class:`course_utils.in_practice.RunConfig` (mini-batches
+    of 64, activations probed at every step, the optimizer's real step measured); ``history()``
+    holds ``loss`` (T,), ``grad_norms`` (T, L) for the L Linear layers (input side first),
+    ``update_ratio`` (T, L) as log10 std(Δw)/std(w), ``saturation`` (T, L-1): the saturated
+    (sigmoid, tanh) or dead (ReLU) fraction of each hidden layer, and ``status`` ("running",
+    "done", "stopped", "diverged").
     """
 
     def __init__(self, depth=6, width=64, activation="sigmoid", init="pytorch_default",
                  batch_norm=False, clip=0.0, residual=False, optimizer="sgd", lr=0.1,
                  steps=300, seed=0):
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; choose from {OPTIMIZERS}")
         self.config = {"depth": depth, "width": width, "activation": activation, "init": init,
                        "batch_norm": batch_norm, "clip": clip, "residual": residual,
                        "optimizer": optimizer, "lr": lr, "steps": steps, "seed": seed}
-        self.x, self.y = doctor_dataset(seed)
+        cfg = RunConfig(name="training doctor", activation=activation, init=init, depth=depth,
+                        width=width, batch_norm=batch_norm, residual=residual,
+                        clip=clip if clip > 0 else None, optimizer=optimizer, lr=lr,
+                        steps=steps, record_every=1, measure_steps=True)
         with single_thread():
-            self.model = mlp(N_FEATURES, N_CLASSES, depth=depth, width=width,
-                             activation=activation, init=init,
-                             gain=he_gain(activation) if init == "he" else None, head_gain=1.0,
-                             bias=0.0, batch_norm=batch_norm, residual=residual, seed=seed)
-        params = self.model.parameters()
-        if optimizer == "sgd":
-            self.opt = torch.optim.SGD(params, lr=lr)
-        elif optimizer == "momentum":
-            self.opt = torch.optim.SGD(params, lr=lr, momentum=0.9)
-        elif optimizer == "adam":
-            self.opt = torch.optim.Adam(params, lr=lr)
-        elif optimizer == "rmsprop":
-            self.opt = torch.optim.RMSprop(params, lr=lr)
-        else:
-            raise ValueError(f"unknown optimizer {optimizer!r}; choose from {OPTIMIZERS}")
-        self.gen = torch.Generator().manual_seed(seed + 1)
+            self.trainer = Trainer(cfg, _digits(), seed=seed)
+        self.model = self.trainer.model
         self.total_steps = steps
-        self.step_count = 0
         self.status = "running"
-        n_lin = len(self.model.linears)
-        self.loss = np.full(steps, np.nan)
-        self.grad_norms = np.full((steps, n_lin), np.nan)
-        self.update_ratio = np.full((steps, n_lin), np.nan)
-        self.saturation = np.full((steps, depth), np.nan)
+
+    @property
+    def step_count(self) -> int:
+        return self.trainer.step
+
+    @property
+    def grad_norms(self) -> np.ndarray:
+        return self.trainer.grad_norms
 
     @property
     def done(self) -> bool:
         return self.status != "running"
 
-    def _saturation(self) -> np.ndarray:
-        out = np.empty(len(self.model.preactivations))
-        for i, z in enumerate(self.model.preactivations):
-            if self.config["activation"] in SATURATING:
-                a = torch.sigmoid(z) if self.config["activation"] == "sigmoid" else torch.tanh(z)
-                lo, hi = (0.02, 0.98) if self.config["activation"] == "sigmoid" else (-0.96, 0.96)
-                out[i] = float(((a < lo) | (a > hi)).float().mean())
-            else:  # dead: a unit whose pre-activation is <= 0 for every sample in the batch
-                out[i] = float((z <= 0).all(dim=0).float().mean())
-        return out
-
     def advance(self, n_steps: int) -> None:
         """Train up to ``n_steps`` more steps (fewer if the run ends or diverges)."""
         if self.done:
             return
-        clip = self.config["clip"]
         with single_thread():
-            for _ in range(n_steps):
-                t = self.step_count
-                if t >= self.total_steps:
-                    self.status = "done"
-                    return
-                idx = torch.randint(0, N_SAMPLES, (BATCH,), generator=self.gen)
-                self.model.train()
-                logits = self.model(self.x[idx], keep=True)
-                loss = F.cross_entropy(logits, self.y[idx])
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                lins = self.model.linears
-                self.loss[t] = float(loss.detach())
-                self.grad_norms[t] = [float(lin.weight.grad.norm()) for lin in lins]
-                self.saturation[t] = self._saturation()
-                if clip > 0:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-                before = [lin.weight.detach().clone() for lin in lins]
-                self.opt.step()
-                with torch.no_grad():
-                    ratios = [float((lin.weight - b).std() / (b.std() + 1e-12))
-                              for lin, b in zip(lins, before, strict=True)]
-                with np.errstate(divide="ignore"):
-                    self.update_ratio[t] = np.log10(np.maximum(ratios, 1e-30))
-                self.step_count = t + 1
-                if not math.isfinite(self.loss[t]) or not np.all(np.isfinite(self.grad_norms[t])):
-                    self.status = "diverged"
-                    return
-            if self.step_count >= self.total_steps:
-                self.status = "done"
+            self.trainer.advance(n_steps)
+        if self.trainer.diverged:
+            self.status = "diverged"
+        elif self.trainer.done:
+            self.status = "done"
 
     def stop(self) -> None:
         if not self.done:
             self.status = "stopped"
 
     def history(self) -> dict:
-        t = self.step_count
-        return {"step": np.arange(1, t + 1), "loss": self.loss[:t].copy(),
-                "grad_norms": self.grad_norms[:t].copy(),
-                "update_ratio": self.update_ratio[:t].copy(),
-                "saturation": self.saturation[:t].copy(), "status": self.status,
+        tr, t = self.trainer, self.trainer.step
+        if tr.diverged:
+            t += 1  # the step whose loss became inf/NaN
+        frac = np.asarray(tr.act_fraction[:t], dtype=float).reshape(-1, self.config["depth"])
+        return {"step": np.arange(1, t + 1), "loss": tr.losses[:t].copy(),
+                "grad_norms": tr.grad_norms[:t].copy(),
+                "update_ratio": tr.step_ratios[:t].copy(),
+                "saturation": frac, "status": self.status,
                 "total_steps": self.total_steps, "config": dict(self.config)}
 
 
@@ -177,25 +134,10 @@ def _layer_colours(n: int):
 
 
 def _diagnosis(h: dict) -> str:
-    if h["status"] == "diverged":
-        return "DIVERGED (loss or gradients became inf/NaN): lower the learning rate or clip"
     if not len(h["step"]):
         return "no steps yet"
-    g = h["grad_norms"][-1]
-    sat = h["saturation"][-1]
-    if np.nanmax(sat) > 0.5:
-        kind = "saturated" if h["config"]["activation"] in SATURATING else "dead"
-        return f"many {kind} units: try ReLU-family + He init, or batch norm"
-    if g[0] < 1e-3 * g[-1]:
-        return "first layer gets < 1/1000 of the last layer's gradient: vanishing"
-    if g[0] > 1e3 * g[-1]:
-        return "first layer gets > 1000× the last layer's gradient: exploding"
-    ur = np.nanmedian(h["update_ratio"][-20:], axis=0)
-    if np.nanmax(ur) > -1.5:
-        return "updates are > 3% of the weights per step: learning rate too high"
-    if np.nanmax(ur) < -5:
-        return "updates are < 1e-5 of the weights: learning rate too low or gradients vanish"
-    return "no alarm: gradients flow and updates are near 1e-3 of the weights"
+    kind = "saturated" if h["config"]["activation"] in SATURATING else "dead"
+    return diagnose(h["loss"], h["grad_norms"], h["update_ratio"], h["saturation"], kind)
 
 
 def plot_training(history: dict, fig: Figure | None = None) -> Figure:

@@ -1,0 +1,127 @@
+"""The training doctor of ``notebooks/05_in_practice``: the mystery runs, the causes to choose
+from, the numbers a doctor reads (:func:`doctor_summary`) and the alarms it raises
+(:func:`diagnose`), which the :class:`course_utils.visualisers.TrainingDoctor` widget shows
+for its live runs too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from course_utils.diagnostics import UPDATE_RATIO_REFERENCE
+from course_utils.in_practice.health import SATURATION_MAX, VANISH_RATIO
+from course_utils.in_practice.runs import RunConfig, RunResult
+
+__all__ = ["DOCTOR_CAUSES", "doctor_cases", "doctor_summary", "diagnose"]
+
+#: The causes students choose from in the notebook's "training doctor" finale.
+DOCTOR_CAUSES = {
+    "A": "all weights initialized to zero",
+    "B": "weights initialized far too large (N(0, 1))",
+    "C": "a deep stack of sigmoid layers",
+    "D": "dying ReLUs (hidden biases started very negative)",
+    "E": "a learning rate far too high",
+    "F": "batch norm left in eval mode while the rest trains",
+    "G": "nothing is wrong: a healthy run",
+}
+
+
+def doctor_cases(steps: int = 100) -> dict[str, tuple[str, RunConfig]]:
+    """The mystery runs of the "training doctor": ``{"run 1": (card, config), ...}``.
+
+    Each card says only what a student could read in their own model code (activation, batch
+    norm, optimizer); the configuration holds the hidden cause. Do not print the
+    configurations before you have made your diagnosis. Taught in ``notebooks/05_in_practice``.
+    """
+    base = RunConfig(name="mystery", steps=steps)
+    cases = [
+        ("12 hidden layers of 48 ReLU units, batch norm after every Linear, "
+         "SGD + momentum", replace(base, batch_norm=True, bn_eval=True, init="pytorch_default")),
+        ("12 hidden layers of 48 ReLU units, SGD + momentum", replace(base, init="zeros")),
+        ("12 hidden layers of 48 ReLU units, SGD + momentum", replace(base, lr=2.0)),
+        ("12 hidden layers of 48 ReLU units, batch norm after every Linear, "
+         "SGD + momentum", replace(base, batch_norm=True)),
+        ("12 hidden layers of 48 sigmoid units, SGD + momentum",
+         replace(base, activation="sigmoid", init="xavier")),
+        ("12 hidden layers of 48 ReLU units, SGD + momentum", replace(base, bias_init=-1.0)),
+        ("12 hidden layers of 48 ReLU units, SGD + momentum",
+         replace(base, init="normal", init_scale=1.0)),
+    ]
+    return {f"run {i + 1}": (card, replace(cfg, name=f"run {i + 1}"))
+            for i, (card, cfg) in enumerate(cases)}
+
+
+def doctor_summary(run: RunResult) -> str:
+    """One paragraph of numbers about a mystery run (what the doctor reads besides the chart).
+
+    Taught in ``notebooks/05_in_practice``.
+    """
+    g0 = run.grad_norms[0]
+    finite = np.isfinite(run.losses)
+    n_ok = int(finite.sum())
+    ur = run.update_ratios[np.isfinite(run.update_ratios)]
+    med_ratio = float(np.median(ur)) if ur.size else float("nan")
+    frac_start = run.act_fraction[0] if run.act_fraction.size else np.zeros(1)
+    frac_end = run.act_fraction[-1] if run.act_fraction.size else np.zeros(1)
+    lines = [
+        f"loss: first step {run.losses[0]:.4g}, "
+        + (f"last step {run.losses[n_ok - 1]:.4g}" if n_ok else "no finite loss")
+        + (f"; became inf/NaN at step {n_ok}" if run.diverged else "")
+        + f"; test accuracy {100 * run.test_accuracy:.1f}%"
+        if math.isfinite(run.test_accuracy) else
+        f"loss: first step {run.losses[0]:.4g}; became inf/NaN at step {n_ok}",
+        f"step 0 gradient norms: first layer {g0[0]:.3g}, output layer {g0[-1]:.3g}, "
+        f"largest {np.nanmax(g0):.3g}",
+        f"saturated/dead fraction per hidden layer: start max {np.max(frac_start):.2f}, "
+        f"end max {np.max(frac_end):.2f}",
+        f"weight std of the first layer: start {run.weight_std[0][0]:.3g}, "
+        f"end {run.weight_std[-1][0]:.3g}",
+        "median log10 update-to-weight ratio: "
+        + (f"{med_ratio:.2f}" if math.isfinite(med_ratio)
+           else "undefined (every gradient or every weight is exactly 0)"),
+    ]
+    if run.bn_running_var is not None:
+        lines.append("batch-norm running variance after training (mean over layers): "
+                     f"{float(np.mean(run.bn_running_var)):.4f}")
+    return "\n".join(lines)
+
+
+def diagnose(losses, grad_norms, update_ratios, fractions, kind: str = "dead") -> str:
+    """The doctor's first alarm for a run so far, in one line.
+
+    Arguments are arrays over the steps run (as :class:`RunResult` and the training doctor
+    widget hold them): ``losses`` (T,), ``grad_norms`` (T, L) per Linear layer, input side
+    first, ``update_ratios`` (T, L) as log10 update/weight, ``fractions`` (T, L-1) saturated or
+    dead fraction per hidden layer (``kind`` says which). The checks, in order: a loss or
+    gradient that became inf/NaN; a hidden layer more than ``SATURATION_MAX`` saturated or
+    dead; the first layer's gradient below ``VANISH_RATIO`` times the last's (or above its
+    inverse); a median update ratio over the last 20 steps more than 1.5 decades above
+    ``UPDATE_RATIO_REFERENCE`` (1e-3), or 2 decades below it.
+    """
+    losses = np.asarray(losses, dtype=float)
+    grad_norms = np.asarray(grad_norms, dtype=float)
+    if losses.size == 0:
+        return "no steps yet"
+    if not np.isfinite(losses).all() or not np.isfinite(grad_norms[-1]).all():
+        return "DIVERGED (loss or gradients became inf/NaN): lower the learning rate or clip"
+    fractions = np.asarray(fractions, dtype=float)
+    if fractions.size and np.nanmax(fractions[-1], initial=0.0) > SATURATION_MAX:
+        return f"many {kind} units: try ReLU-family + He init, or batch norm"
+    g = grad_norms[-1]
+    if g[0] < VANISH_RATIO * g[-1]:
+        return "first layer gets < 1/1000 of the last layer's gradient: vanishing"
+    if g[0] * VANISH_RATIO > g[-1]:
+        return "first layer gets > 1000× the last layer's gradient: exploding"
+    recent = np.asarray(update_ratios, dtype=float)[-20:]
+    recent = recent[np.isfinite(recent).any(axis=1)]
+    if recent.size:
+        top = float(np.nanmax(np.nanmedian(recent, axis=0)))
+        if top > UPDATE_RATIO_REFERENCE + 1.5:
+            return "updates are > 3% of the weights per step: learning rate too high"
+        if top < UPDATE_RATIO_REFERENCE - 2.0:
+            return ("updates are < 1e-5 of the weights: learning rate too low or gradients "
+                    "vanish")
+    return "no alarm: gradients flow and updates are near 1e-3 of the weights"

@@ -1,0 +1,383 @@
+"""Training runs of ``notebooks/05_in_practice``: what a run is, how it trains, what it records.
+
+* :class:`RunConfig` describes one run (activation, initialization, batch norm, residual
+  connections, clipping, optimizer, learning rate, and the deliberate bugs of the training
+  doctor: zero or huge init, negative biases, batch norm left in eval mode);
+* :func:`make_mlp` builds its network with :func:`course_utils.nets.mlp`;
+* :class:`Trainer` trains it a few steps at a time and records the loss, every layer's gradient
+  norm and update-to-weight ratio at every step and the activations' statistics at
+  checkpoints; :func:`train_run` runs a :class:`Trainer` to the end and returns its
+  :class:`RunResult`; :func:`run_seeds`, :func:`summarize_runs` and :func:`format_table`
+  compare configurations over seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from course_utils.in_practice.health import layer_activation_fraction
+from course_utils.nets import ACTIVATION_TYPES, INITS, MLP, init_linear_, mlp
+
+__all__ = ["RunConfig", "RunResult", "Trainer", "make_mlp", "train_run", "run_seeds",
+           "summarize_runs", "format_table", "with_name"]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run. Taught in ``notebooks/05_in_practice``.
+
+    ``init`` is a name of :data:`course_utils.nets.INITS`: ``"normal"`` (N(0,
+    init_scale**2)), ``"xavier"`` (Glorot normal, gain ``init_scale``), ``"he"`` (Kaiming
+    normal for ReLU, fan_in), ``"lecun"`` (Kaiming normal with ``nonlinearity="linear"``: std
+    1/sqrt(fan_in)), ``"zeros"`` or ``"pytorch_default"`` (PyTorch's own ``nn.Linear`` init,
+    biases included; ``"default"`` is accepted for it too); ``he`` and ``lecun`` weights are
+    then multiplied by ``init_scale``. Except for ``"pytorch_default"``, hidden biases are set
+    to ``bias_init`` and the output bias to 0. ``optimizer`` is ``"sgd"``, ``"momentum"`` (SGD
+    with momentum 0.9), ``"adam"``, ``"rmsprop"`` or ``"adam_then_sgd"`` (Adam with ``lr`` for
+    the first half of the steps, then SGD with momentum 0.9 and ``lr_after``).
+    ``clip`` is a max global gradient L2 norm (``None``: no clipping). ``bn_eval=True``
+    reproduces a bug: the batch-norm layers stay in eval mode while the rest trains.
+    """
+
+    name: str = "run"
+    activation: str = "relu"
+    init: str = "he"
+    init_scale: float = 1.0
+    bias_init: float = 0.0
+    depth: int = 12
+    width: int = 48
+    batch_norm: bool = False
+    residual: bool = False
+    clip: float | None = None
+    optimizer: str = "momentum"
+    lr: float = 0.02
+    lr_after: float = 0.02
+    steps: int = 150
+    batch_size: int = 64
+    bn_eval: bool = False
+    record_every: int = 10
+    measure_steps: bool = False
+
+
+
+def _init_linear(layer: nn.Linear, cfg: RunConfig, gen: torch.Generator, is_head: bool) -> None:
+    """``cfg.init`` (times ``cfg.init_scale``) on one layer, in torch.nn.init's own terms."""
+    if cfg.init in ("pytorch_default", "default"):
+        return
+    if cfg.init not in INITS:
+        raise ValueError(f"unknown init {cfg.init!r}: use one of {INITS}")
+    bias = 0.0 if is_head else cfg.bias_init
+    if cfg.init == "normal":
+        init_linear_(layer, "normal", std=cfg.init_scale, bias=bias, generator=gen)
+    elif cfg.init == "xavier":
+        init_linear_(layer, "xavier", gain=cfg.init_scale, bias=bias, generator=gen)
+    else:  # he: kaiming_normal_(nonlinearity="relu"); lecun: nonlinearity="linear"
+        gain = {"he": math.sqrt(2.0), "lecun": 1.0, "zeros": None}[cfg.init]
+        init_linear_(layer, cfg.init, gain=gain, scale=cfg.init_scale, bias=bias, generator=gen)
+
+
+def make_mlp(cfg: RunConfig, seed: int = 0, in_features: int = 64,
+             out_features: int = 10) -> MLP:
+    """Build and initialize the network ``cfg`` describes (a :func:`course_utils.nets.mlp`),
+    deterministically from ``seed``.
+
+    The global torch RNG is left as it was. Taught in ``notebooks/05_in_practice``.
+    """
+    model = mlp(in_features, out_features, depth=cfg.depth, width=cfg.width,
+                activation=cfg.activation, init=None, batch_norm=cfg.batch_norm,
+                residual=cfg.residual, seed=seed)
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    for i, layer in enumerate(model.linears):
+        _init_linear(layer, cfg, gen, is_head=i == len(model.linears) - 1)
+    return model
+
+
+@dataclass
+class RunResult:
+    """What :func:`train_run` records. Taught in ``notebooks/05_in_practice``.
+
+    Arrays over steps have one row per optimizer step (NaN after a run diverged and stopped):
+    ``losses`` (mini-batch loss), ``grad_norms`` (L2 norm of each Linear weight's gradient,
+    before clipping, input side first), ``update_ratios`` (log10 std(lr * grad) / std(W), the
+    plain-SGD step), ``step_ratios`` (log10 std(W_after - W_before) / std(W_before), the step
+    the optimizer really took), ``grad_to_weight`` (std(grad) / std(W)). Activation
+    statistics are measured on a fixed probe batch every ``record_every`` steps (rows of
+    ``act_std``, ``act_mean`` and ``act_fraction``, one column per hidden activation;
+    ``checkpoints`` gives the step of each row).
+    """
+
+    config: RunConfig
+    seed: int
+    losses: np.ndarray
+    grad_norms: np.ndarray
+    update_ratios: np.ndarray
+    step_ratios: np.ndarray
+    grad_to_weight: np.ndarray
+    checkpoints: np.ndarray
+    act_std: np.ndarray
+    act_mean: np.ndarray
+    act_fraction: np.ndarray
+    weight_std: np.ndarray
+    train_loss: float
+    test_accuracy: float
+    diverged: bool
+    seconds: float
+    clip_fraction: float = 0.0
+    bn_running_var: np.ndarray | None = None
+    model: nn.Module | None = field(default=None, repr=False)
+
+    @property
+    def final_loss(self) -> float:
+        """Mean mini-batch loss over the last 10 recorded steps (NaN if diverged)."""
+        tail = self.losses[-10:]
+        return float(np.mean(tail)) if np.isfinite(tail).all() else float("nan")
+
+
+def _make_optimizer(cfg: RunConfig, params, phase: int = 0):
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr)
+    if cfg.optimizer == "momentum":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
+    if cfg.optimizer == "adam" or (cfg.optimizer == "adam_then_sgd" and phase == 0):
+        return torch.optim.Adam(params, lr=cfg.lr)
+    if cfg.optimizer == "adam_then_sgd":
+        return torch.optim.SGD(params, lr=cfg.lr_after, momentum=0.9)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg.lr)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+def _set_mode(model: nn.Module, cfg: RunConfig) -> None:
+    model.train()
+    if cfg.bn_eval:
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm1d):
+                m.eval()
+
+
+def _probe(model: nn.Module, x: torch.Tensor):
+    acts = [m for m in model.modules() if isinstance(m, ACTIVATION_TYPES)]
+    outs: dict[int, torch.Tensor] = {}
+    handles = [m.register_forward_hook(
+        lambda mod, i, o, k=k: outs.__setitem__(k, o.detach())) for k, m in enumerate(acts)]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    std = [float(outs[k].double().std(unbiased=False)) for k in range(len(acts))]
+    mean = [float(outs[k].double().mean()) for k in range(len(acts))]
+    frac = [layer_activation_fraction(m, outs[k]) for k, m in enumerate(acts)]
+    return std, mean, frac
+
+
+def _log_ratio(num: float, den: float) -> float:
+    if not (math.isfinite(num) and math.isfinite(den)) or den <= 0 or num <= 0:
+        return float("nan")
+    return math.log10(num / den)
+
+
+class Trainer:
+    """One training run of :func:`train_run`, advanced a few steps at a time.
+
+    ``Trainer(cfg, data, seed)`` builds the network and the optimizer; ``advance(n)`` trains up
+    to ``n`` more steps, recording as it goes (the arrays of :class:`RunResult`, filled up to
+    ``step``); ``done`` is True when all ``cfg.steps`` ran or the loss became inf or NaN;
+    ``result()`` finishes the run (last checkpoint, evaluation) and returns the
+    :class:`RunResult`. The training doctor widget drives one of these from a thread.
+    """
+
+    def __init__(self, cfg: RunConfig, data, seed: int = 0, keep_model: bool = False):
+        self.t0 = time.perf_counter()
+        self.cfg, self.seed, self.keep_model = cfg, seed, keep_model
+        self.x_train, self.y_train, self.x_test, self.y_test = data
+        self.model = make_mlp(cfg, seed, in_features=self.x_train.shape[1],
+                              out_features=int(self.y_train.max()) + 1)
+        self.linears = [m for m in self.model.modules() if isinstance(m, nn.Linear)]
+        n_lin = len(self.linears)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.gen = torch.Generator().manual_seed(20_000 + seed)
+        self.probe_x = self.x_train[:256]
+        steps = cfg.steps
+        self.losses = np.full(steps, np.nan)
+        self.grad_norms = np.full((steps, n_lin), np.nan)
+        self.update_ratios = np.full((steps, n_lin), np.nan)
+        self.step_ratios = np.full((steps, n_lin), np.nan)
+        self.grad_to_weight = np.full((steps, n_lin), np.nan)
+        self.checkpoints: list[int] = []
+        self.act_std: list = []
+        self.act_mean: list = []
+        self.act_fraction: list = []
+        self.weight_std: list = []
+        self.opt = _make_optimizer(cfg, self.model.parameters())
+        self.diverged = False
+        self.clipped = 0
+        self.step = 0
+
+    @property
+    def done(self) -> bool:
+        return self.diverged or self.step >= self.cfg.steps
+
+    def checkpoint(self, step: int) -> None:
+        """Record the activations' statistics on the probe batch and the weights' spread."""
+        model, cfg = self.model, self.cfg
+        _set_mode(model, cfg)  # batch-norm statistics of the probe batch in training mode
+        norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
+        was = [m.momentum for m in norms]
+        for m in norms:
+            m.momentum = 0.0  # the probe must not move the running statistics
+        s, mu, fr = _probe(model, self.probe_x)
+        for m, mom in zip(norms, was, strict=True):
+            m.momentum = mom
+        self.checkpoints.append(step)
+        self.act_std.append(s)
+        self.act_mean.append(mu)
+        self.act_fraction.append(fr)
+        self.weight_std.append([float(m.weight.detach().double().std(unbiased=False))
+                                for m in self.linears])
+
+    def advance(self, n_steps: int) -> None:
+        """Train up to ``n_steps`` more steps (fewer when the run ends or diverges)."""
+        cfg, model, linears = self.cfg, self.model, self.linears
+        n = self.x_train.shape[0]
+        for _ in range(n_steps):
+            if self.done:
+                return
+            step = self.step
+            if cfg.optimizer == "adam_then_sgd" and step == cfg.steps // 2:
+                self.opt = _make_optimizer(cfg, model.parameters(), phase=1)
+            if step % cfg.record_every == 0:
+                self.checkpoint(step)
+            _set_mode(model, cfg)
+            idx = torch.randint(0, n, (cfg.batch_size,), generator=self.gen)
+            loss = self.loss_fn(model(self.x_train[idx]), self.y_train[idx])
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            lv = float(loss.detach())
+            self.losses[step] = lv
+            lr = self.opt.param_groups[0]["lr"]
+            ws = torch.stack([m.weight.detach().std(unbiased=False) for m in linears]).double()
+            gs = torch.stack([m.weight.grad.detach().std(unbiased=False)
+                              for m in linears]).double()
+            self.grad_norms[step] = torch.stack([m.weight.grad.detach().norm()
+                                                 for m in linears]).double()
+            with np.errstate(all="ignore"):
+                self.update_ratios[step] = np.log10(lr * gs.numpy() / ws.numpy())
+                self.grad_to_weight[step] = gs.numpy() / ws.numpy()
+            before = [m.weight.detach().clone() for m in linears] if cfg.measure_steps else None
+            if not math.isfinite(lv):
+                self.diverged = True
+                return
+            if cfg.clip is not None:
+                total = nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                self.clipped += int(float(total) > cfg.clip)
+            self.opt.step()
+            if before is not None:
+                for j, m in enumerate(linears):
+                    d = (m.weight.detach() - before[j]).double().std(unbiased=False)
+                    self.step_ratios[step, j] = _log_ratio(
+                        float(d), float(before[j].double().std(unbiased=False)))
+            self.step = step + 1
+
+    def result(self) -> RunResult:
+        """Finish the run (last checkpoint, evaluation on train and test) and return it."""
+        model, loss_fn = self.model, self.loss_fn
+        diverged = self.diverged
+        if not diverged:
+            self.checkpoint(self.cfg.steps)
+        model.eval()
+        with torch.no_grad():
+            train_loss = float(loss_fn(model(self.x_train), self.y_train))
+            acc = float((model(self.x_test).argmax(1) == self.y_test).double().mean())
+        if not math.isfinite(train_loss):
+            diverged = True
+        bn_var = [m.running_var.detach().double().mean().item() for m in model.modules()
+                  if isinstance(m, nn.BatchNorm1d)]
+        losses = self.losses
+        return RunResult(
+            config=self.cfg, seed=self.seed, losses=losses, grad_norms=self.grad_norms,
+            update_ratios=self.update_ratios, step_ratios=self.step_ratios,
+            grad_to_weight=self.grad_to_weight, checkpoints=np.asarray(self.checkpoints),
+            act_std=np.asarray(self.act_std), act_mean=np.asarray(self.act_mean),
+            act_fraction=np.asarray(self.act_fraction), weight_std=np.asarray(self.weight_std),
+            train_loss=train_loss, test_accuracy=acc if not diverged else float("nan"),
+            diverged=diverged, seconds=time.perf_counter() - self.t0,
+            clip_fraction=self.clipped / max(int(np.isfinite(losses).sum()), 1),
+            bn_running_var=np.asarray(bn_var) if bn_var else None,
+            model=model if self.keep_model else None,
+        )
+
+
+def train_run(cfg: RunConfig, data, seed: int = 0, keep_model: bool = False) -> RunResult:
+    """Train the network ``cfg`` describes on ``data`` (a ``DigitsSplit`` or a tuple
+    ``x_train, y_train, x_test, y_test``) with a fixed ``seed`` for init and batches.
+
+    Cross-entropy loss, ``cfg.steps`` mini-batch steps of ``cfg.batch_size`` samples drawn
+    with replacement. Stops early (rest NaN) when the loss becomes inf or NaN. The global
+    torch RNG is left as it was. Taught in ``notebooks/05_in_practice``.
+    """
+    trainer = Trainer(cfg, data, seed, keep_model)
+    trainer.advance(cfg.steps)
+    return trainer.result()
+
+
+def run_seeds(cfg: RunConfig, data, seeds=(0, 1, 2)) -> list[RunResult]:
+    """:func:`train_run` once per seed. Taught in ``notebooks/05_in_practice``."""
+    return [train_run(cfg, data, seed=s) for s in seeds]
+
+
+def summarize_runs(runs: list[RunResult]) -> dict:
+    """Mean and spread over seeds of one configuration's runs.
+
+    Keys: ``name``, ``n_seeds``, ``diverged`` (count), ``final_loss_mean``/``_std`` and
+    ``test_acc_mean``/``_std`` (over the runs that did not diverge; NaN if none),
+    ``grad_ratio_log10`` (mean over seeds of log10 of first-layer over last-layer gradient
+    norm at step 0), ``seconds``. Taught in ``notebooks/05_in_practice``.
+    """
+    ok = [r for r in runs if not r.diverged]
+    fl = np.array([r.final_loss for r in ok])
+    acc = np.array([r.test_accuracy for r in ok])
+    ratios = []
+    for r in runs:
+        g0 = r.grad_norms[0]
+        if np.isfinite(g0).all() and g0[0] > 0 and g0[-1] > 0:
+            ratios.append(math.log10(g0[0] / g0[-1]))
+    return {
+        "name": runs[0].config.name,
+        "n_seeds": len(runs),
+        "diverged": len(runs) - len(ok),
+        "final_loss_mean": float(fl.mean()) if ok else float("nan"),
+        "final_loss_std": float(fl.std()) if ok else float("nan"),
+        "test_acc_mean": float(acc.mean()) if ok else float("nan"),
+        "test_acc_std": float(acc.std()) if ok else float("nan"),
+        "grad_ratio_log10": float(np.mean(ratios)) if ratios else float("nan"),
+        "seconds": float(sum(r.seconds for r in runs)),
+    }
+
+
+def format_table(rows: list[dict]) -> str:
+    """A fixed-width text table of :func:`summarize_runs` rows."""
+    head = (f"{'configuration':<34}{'final loss':>16}{'test acc %':>14}"
+            f"{'log10 g1/gL':>13}{'diverged':>10}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        fl = (f"{r['final_loss_mean']:.3f} ± {r['final_loss_std']:.3f}"
+              if math.isfinite(r["final_loss_mean"]) else "—")
+        acc = (f"{100 * r['test_acc_mean']:.1f} ± {100 * r['test_acc_std']:.1f}"
+               if math.isfinite(r["test_acc_mean"]) else "—")
+        gr = f"{r['grad_ratio_log10']:.1f}" if math.isfinite(r["grad_ratio_log10"]) else "—"
+        lines.append(f"{r['name'][:33]:<34}{fl:>16}{acc:>14}{gr:>13}"
+                     f"{r['diverged']:>6}/{r['n_seeds']}")
+    return "\n".join(lines)
+
+
+def with_name(cfg: RunConfig, name: str, **changes) -> RunConfig:
+    """A copy of ``cfg`` with a new name and other fields changed."""
+    return replace(cfg, name=name, **changes)

@@ -23,6 +23,16 @@ def _positive(kind):
     return parse
 
 
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    """The grading options of :class:`autograde.report.Options`, help and defaults included."""
+    from .report import Options
+
+    for f, flag, metavar, text in Options.cli_fields():
+        kind = int if f.type in (int, "int") else float
+        parser.add_argument(flag, dest=f.name, type=_positive(kind), default=None,
+                            metavar=metavar, help=text)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m autograde",
                                 description="Release and grade the course's notebooks.")
@@ -36,10 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="grade a notebook (or a folder) against the full tests")
     c.add_argument("path", type=Path, help="a .ipynb file or a folder of them")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
-    c.add_argument("--timeout", type=_positive(float), default=None, metavar="S",
-                   help="seconds any one cell may run (default 120)")
-    c.add_argument("--memory-limit", type=_positive(int), default=None, metavar="MB",
-                   help="address-space limit of the student kernel (default 3072)")
+    _add_options(c)
 
     g = sub.add_parser("grade", help="grade a whole class of submissions")
     g.add_argument("submissions", type=Path,
@@ -47,10 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--out", type=Path, required=True, help="folder for grades and feedback")
     g.add_argument("--workers", type=_positive(int), default=None,
                    help="submissions graded at once (default: the number of CPUs)")
-    g.add_argument("--timeout", type=_positive(float), default=None, metavar="S",
-                   help="seconds any one cell may run (default 120)")
-    g.add_argument("--memory-limit", type=_positive(int), default=None, metavar="MB",
-                   help="address-space limit of each student kernel (default 3072)")
+    _add_options(g)
     g.add_argument("--executor", default="local",
                    help="'local' (worker processes on this machine) or dask://HOST:PORT "
                         "(a Dask distributed scheduler whose workers see the same files)")
@@ -64,33 +68,31 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _options(args):
-    from .grader import Options
+    from dataclasses import fields
 
-    opts = Options()
-    if args.timeout:
-        opts.timeout = args.timeout
-    if args.memory_limit:
-        opts.memory_mb = args.memory_limit
-    return opts
+    from .report import Options
+
+    given = {f.name: getattr(args, f.name) for f in fields(Options)
+             if getattr(args, f.name, None) is not None}
+    return Options(**given)
 
 
-def _print_report(rep: dict) -> None:
-    name = Path(rep["notebook"]).name
-    print(f"{name}  (assignment {rep['assignment'] or '?'})  status: {rep['status']}")
-    if rep.get("message"):
-        print(f"  {rep['message']}")
-    width = max([len(t["grade_id"]) for t in rep["tests"]] + [10])
-    for t in rep["tests"]:
-        mark = "ok  " if t["passed"] else "FAIL"
-        print(f"  {mark} {t['grade_id']:<{width}} {t['score']:g}/{t['max_score']:g}")
-        if t["message"]:
-            for line in t["message"].splitlines():
-                print(f"        {line}")
-    for f in rep["flags"]:
+def _print_report(rep) -> None:
+    name = Path(rep.notebook).name
+    print(f"{name}  (assignment {rep.assignment or '?'})  status: {rep.status}")
+    if rep.message:
+        print(f"  {rep.message}")
+    width = max([len(t.grade_id) for t in rep.tests] + [10])
+    for t in rep.tests:
+        mark = "ok  " if t.passed else "FAIL"
+        print(f"  {mark} {t.grade_id:<{width}} {t.score:g}/{t.max_score:g}")
+        for line in t.message.splitlines():
+            print(f"        {line}")
+    for f in rep.flags:
         print(f"  note: {f}")
-    manual = sum(m["max_score"] for m in rep.get("manual", []))
+    manual = sum(m["max_score"] for m in rep.manual)
     extra = f" (+{manual:g} points graded by hand)" if manual else ""
-    print(f"  score: {rep['score']:g} / {rep['max_score']:g}{extra}")
+    print(f"  score: {rep.score:g} / {rep.max_score:g}{extra}")
 
 
 def _check(args) -> int:
@@ -114,18 +116,18 @@ def _check(args) -> int:
             rep = check_notebook(p, opts)
             reports.append(rep)
             if not args.json:
-                score = f"{rep['score']:g}/{rep['max_score']:g}"
-                print(f"{str(p.relative_to(path)):<48} {rep['status']:<18} {score:>12} "
+                score = f"{rep.score:g}/{rep.max_score:g}"
+                print(f"{str(p.relative_to(path)):<48} {rep.status:<18} {score:>12} "
                       f"{time.monotonic() - t0:6.1f}s", flush=True)
         if args.json:
-            print(json.dumps(reports, indent=1))
+            print(json.dumps([r.to_dict() for r in reports], indent=1))
         return 0
     rep = check_notebook(path, opts)
     if args.json:
-        print(json.dumps(rep, indent=1))
+        print(json.dumps(rep.to_dict(), indent=1))
     else:
         _print_report(rep)
-    return 0 if rep["status"] in ("graded", "timeout", "kernel_died", "memory_exceeded") else 1
+    return 0 if rep.status.ran else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,11 +93,6 @@ def hidden_tests(grade_id: str, src: str, points: float = 2, preamble: str = "")
     return _nbg(cell, grade_id, grade=True, solution=False, locked=True, points=points)
 
 
-def readonly(src: str, grade_id: str):
-    """A locked code cell (setup students should not edit)."""
-    return _nbg(code(src), grade_id, grade=False, solution=False, locked=True)
-
-
 def hint(text: str):
     """A collapsed hint: students open it when they want it."""
     body = _dedent(text)

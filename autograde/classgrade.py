@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .course import Assignment, CourseError, assignments
+from .report import Options, Report, Status
 
-RESULT_VERSION = "1"
-STATUSES = ("graded", "timeout", "kernel_died", "memory_exceeded", "invalid_notebook",
-            "unknown_assignment", "missing", "grader_error")
+RESULT_VERSION = "2"
 MAX_UNZIPPED_BYTES = 200 * 2**20  # per archive: a guard against zip bombs
 SKIP_PARTS = {"__MACOSX", ".ipynb_checkpoints"}
 MOODLE = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assignsubmission_(?:file|onlinetext)_?$")
@@ -245,7 +244,7 @@ def read_roster(path: Path | None) -> list[str]:
 # ============================================================================ grading jobs
 def grade_job(job: dict) -> dict:
     """Grade one submission (runs in a worker process or on a Dask worker)."""
-    from .grader import Options, check_notebook
+    from .grader import check_notebook
 
     t0 = time.monotonic()
     opts = Options(timeout=job["timeout"], total_timeout=job["total_timeout"],
@@ -253,11 +252,10 @@ def grade_job(job: dict) -> dict:
     try:
         report = check_notebook(job["path"], opts, assignment=job["assignment"])
     except Exception as exc:  # an infrastructure failure must not stop the batch
-        report = {"assignment": job["assignment"], "notebook": job["path"],
-                  "status": "grader_error", "score": 0.0, "max_score": 0.0, "tests": [],
-                  "flags": [], "message": f"{type(exc).__name__}: {exc}"}
-    report["seconds"] = round(time.monotonic() - t0, 3)
-    return report
+        report = Report.failed(job["assignment"], job["path"], Status.GRADER_ERROR,
+                               f"{type(exc).__name__}: {exc}")
+    report.seconds = round(time.monotonic() - t0, 3)
+    return report.to_dict()
 
 
 def _warm_worker() -> None:
@@ -320,9 +318,8 @@ class DaskExecutor:
 
 
 def _error_report(job: dict, exc: BaseException) -> dict:
-    return {"assignment": job["assignment"], "notebook": job["path"], "status": "grader_error",
-            "score": 0.0, "max_score": 0.0, "tests": [], "flags": [],
-            "message": f"the grading worker failed: {type(exc).__name__}: {exc}"}
+    return Report.failed(job["assignment"], job["path"], Status.GRADER_ERROR,
+                         f"the grading worker failed: {type(exc).__name__}: {exc}").to_dict()
 
 
 def make_executor(spec: str, workers: int):
@@ -404,8 +401,7 @@ def protections() -> str:
 
 
 def grade_main(args) -> int:
-    from .grader import DEFAULT_CELL_TIMEOUT, DEFAULT_TOTAL_TIMEOUT, expectations
-    from .sandbox import DEFAULT_MEMORY_MB
+    from .grader import expectations
 
     submissions: Path = args.submissions.resolve()
     out: Path = args.out.resolve()
@@ -457,9 +453,10 @@ def grade_main(args) -> int:
     prep_thread = threading.Thread(target=_prepare, daemon=True)
     prep_thread.start()
 
-    base_job = {"timeout": args.timeout or DEFAULT_CELL_TIMEOUT,
-                "total_timeout": DEFAULT_TOTAL_TIMEOUT,
-                "memory_mb": args.memory_limit or DEFAULT_MEMORY_MB,
+    defaults = Options()
+    base_job = {"timeout": getattr(args, "timeout", None) or defaults.timeout,
+                "total_timeout": defaults.total_timeout,
+                "memory_mb": getattr(args, "memory_mb", None) or defaults.memory_mb,
                 "hide": [str(submissions), str(out)]}
     rows: dict[tuple[str, str], Row] = {}
     todo: list[dict] = []
@@ -468,20 +465,21 @@ def grade_main(args) -> int:
         key = (sub.student, sub.assignment)
         if sub.path is None:
             rows[key] = Row(sub.student, sub.assignment, 0.0, max_scores[sub.assignment],
-                            "missing", notes=["no notebook was submitted"])
+                            Status.MISSING, notes=["no notebook was submitted"])
             continue
         job = dict(base_job, path=sub.path, assignment=sub.assignment, student=sub.student)
         job["key"] = _job_key(sub, fingerprints[sub.assignment], job)
         job["notes"] = sub.notes
         saved = _load_result(_result_path(out, *key))
         if saved and saved.get("key") == job["key"] and saved.get("report", {}).get(
-                "status") in STATUSES[:6]:
+                "status") in {s.value for s in Status if s.ran} | {
+                Status.INVALID_NOTEBOOK.value, Status.UNKNOWN_ASSIGNMENT.value}:
             rows[key] = _row_from(saved["report"], sub, max_scores)
             reused += 1
             continue
         todo.append(job)
     print(f"{len(todo)} submission(s) to grade, {reused} unchanged since the last run, "
-          f"{sum(1 for r in rows.values() if r.status == 'missing')} missing; "
+          f"{sum(1 for r in rows.values() if r.status == Status.MISSING)} missing; "
           f"{workers} worker(s), executor {executor_spec}")
 
     done = 0
@@ -491,7 +489,7 @@ def grade_main(args) -> int:
             for job, report in executor.run(todo):
                 done += 1
                 sub = Submission(job["student"], job["assignment"], job["path"], job["notes"])
-                if report.get("status") != "grader_error":
+                if report.get("status") != Status.GRADER_ERROR:
                     _atomic_write(_result_path(out, sub.student, sub.assignment),
                                   json.dumps({"key": job["key"], "student": sub.student,
                                               "submission": job["path"], "report": report,
@@ -535,7 +533,7 @@ def _now() -> str:
 
 
 def _row_from(report: dict, sub: Submission, max_scores: dict) -> Row:
-    status = report.get("status", "grader_error")
+    status = Status(report.get("status", Status.GRADER_ERROR))
     max_score = report.get("max_score") or max_scores.get(sub.assignment, 0.0)
     notes = list(sub.notes)
     if report.get("message"):
@@ -576,14 +574,14 @@ def _write_scores(out: Path, rows: list[Row]) -> None:
 
 
 STATUS_TEXT = {
-    "graded": "graded",
-    "timeout": "a cell ran past its time limit and was stopped; the rest was graded",
-    "kernel_died": "the kernel crashed; it was restarted and the rest was graded",
-    "memory_exceeded": "a cell used more memory than allowed; the rest was graded",
-    "invalid_notebook": "the file is not a readable notebook",
-    "unknown_assignment": "the notebook does not match this assignment",
-    "missing": "no notebook was submitted",
-    "grader_error": "the grader failed on this notebook; the instructor will look at it",
+    Status.GRADED: "graded",
+    Status.TIMEOUT: "a cell ran past its time limit and was stopped; the rest was graded",
+    Status.KERNEL_DIED: "the kernel crashed; it was restarted and the rest was graded",
+    Status.MEMORY_EXCEEDED: "a cell used more memory than allowed; the rest was graded",
+    Status.INVALID_NOTEBOOK: "the file is not a readable notebook",
+    Status.UNKNOWN_ASSIGNMENT: "the notebook does not match this assignment",
+    Status.MISSING: "no notebook was submitted",
+    Status.GRADER_ERROR: "the grader failed on this notebook; the instructor will look at it",
 }
 
 
@@ -654,11 +652,11 @@ def _print_summary(out: Path, rows: list[Row], seconds: float, backup: Path | No
     for r in rows:
         by_assignment.setdefault(r.assignment, []).append(r)
     for name, rs in sorted(by_assignment.items()):
-        graded = [r for r in rs if r.status != "missing"]
+        graded = [r for r in rs if r.status != Status.MISSING]
         mean = sum(r.score for r in graded) / len(graded) if graded else 0.0
         top = max((r.max_score for r in rs), default=0)
         print(f"  {name}: {len(graded)}/{len(rs)} submitted, mean {mean:.1f} / {top:g}")
-    attention = [r for r in rows if r.status not in ("graded", "missing")]
+    attention = [r for r in rows if r.status not in (Status.GRADED, Status.MISSING)]
     for r in attention:
         print(f"  check: {r.student_id}/{r.assignment}: {r.status}"
               + (f" ({r.notes[-1].splitlines()[0]})" if r.notes else ""))

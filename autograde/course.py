@@ -46,10 +46,3 @@ def assignments(root: Path | None = None) -> list[Assignment]:
         if d.is_dir() and ASSIGNMENT_RE.match(d.name) and (d / f"{d.name}.ipynb").is_file():
             found.append(Assignment(d.name, root))
     return found
-
-
-def find_assignment(name: str, root: Path | None = None) -> Assignment | None:
-    for a in assignments(root):
-        if a.name == name:
-            return a
-    return None

@@ -28,6 +28,7 @@ from pathlib import Path
 import nbformat
 
 from .course import Assignment, CourseError
+from .report import Status
 
 CONFIG = '''"""nbgrader configuration of this grading folder (from python -m autograde grade)."""
 import os
@@ -173,7 +174,7 @@ def sync_gradebook(folder: Path, assigns: list[Assignment], rows,
         for row in rows:
             gb.update_or_create_student(row.student_id)
         for row in rows:
-            if row.status == "missing" or row.report is None:
+            if row.status == Status.MISSING or row.report is None:
                 continue
             a = row.assignment
             released = nbformat.read(folder / "release" / a / f"{a}.ipynb", as_version=4)

@@ -5,12 +5,16 @@ How a verdict is reached:
 1. The instructor's solution notebook runs once in a trusted kernel with the test helpers in
    "expect" mode; every check publishes its expected value and tolerances (cached on disk,
    keyed by the solution's content and the library versions).
-2. The student's notebook runs in a sandboxed kernel (see :mod:`autograde.sandbox`) with its
-   test cells replaced by the solution's (hidden tests included), as ``nbgrader autograde``
-   does; each check publishes only the student's value, as plain data.
+2. The submission is cut into trusted cells (locked and test cells, taken from the solution
+   by grade id, hidden tests included) and student statements; each test cell's slice (the
+   student statements it depends on) is vetted statically (:func:`plan`, see
+   ``autograde/ISOLATION.md``). One sandboxed kernel (see :mod:`autograde.sandbox`) runs the
+   trusted cells and the union of the slices that passed, in notebook order; nothing else
+   the student wrote runs. Each check publishes only the student's value, as plain data.
 3. This process decodes that data (numbers, strings, arrays; nothing executable) and calls
-   :func:`course_utils.testing.judge` on it. A test cell earns its points only when every one
-   of its checks ran and passed and the exercise is not delegated to a reference.
+   :func:`course_utils.testing.judge` on it. A test cell earns its points only when its checks
+   reported in the solution's order, every one ran and passed, and its exercise's slice
+   passed vetting.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import numpy as np
 from course_utils import testing
 
 from . import delegation
-from .course import Assignment, CourseError, assignments, course_root
+from .course import Assignment, CourseError, assignments
 from .notebooks import (
     InvalidNotebook,
     grade_id,
@@ -39,27 +43,18 @@ from .notebooks import (
     is_locked,
     is_manual,
     is_test,
+    nbgrader_meta,
     points,
     read_notebook,
     visible_source,
 )
 from .pruning import prunable
+from .report import Options, Report, Status, TestResult
 from .runner import CellJob, run_cells
-from .sandbox import DEFAULT_MEMORY_MB, SandboxConfig
+from .sandbox import SandboxConfig
+from .slicing import Slicer, Unit, interference, student_units, trusted_units
 
-DEFAULT_CELL_TIMEOUT = 120.0
-DEFAULT_TOTAL_TIMEOUT = 1200.0
 CACHE_VERSION = "2"
-
-
-@dataclass
-class Options:
-    timeout: float = DEFAULT_CELL_TIMEOUT
-    total_timeout: float = DEFAULT_TOTAL_TIMEOUT
-    memory_mb: int = DEFAULT_MEMORY_MB
-    hide: tuple[Path, ...] = ()
-    # skip instructor cells that no test or student cell needs (see autograde.pruning)
-    run_all_cells: bool = bool(os.environ.get("TUG_RUN_ALL_CELLS"))
 
 
 # ----------------------------------------------------------------------------- assignment
@@ -176,7 +171,7 @@ def _compute_expectations(a: Assignment, key: str, cache: Path, cache_dir: Path)
     return data
 
 
-# ----------------------------------------------------------------------------- merging
+# ----------------------------------------------------------------------------- planning
 def _exercise_of(test_gid: str, exercises: set[str], sol_cell) -> str | None:
     tug = sol_cell.get("metadata", {}).get("tug", {})
     if isinstance(tug, dict) and tug.get("exercise"):
@@ -189,13 +184,63 @@ def _exercise_of(test_gid: str, exercises: set[str], sol_cell) -> str | None:
     return None
 
 
-def build_jobs(student, solution, released_sources: set[str]):
-    """Student cells in their order, locked and test cells taken from the solution."""
+@dataclass
+class Plan:
+    """What one grading run executes, and which exercises were stopped before it ran."""
+
+    jobs: list[CellJob]
+    vetoed: dict[str, list[str]]  # exercise -> why its slice may not run
+    flags: list[str]
+
+
+def _metadata_flags(student, solution) -> list[str]:
+    """Differences between the submission's nbgrader metadata and the solution's structure.
+    Grading never uses the submission's metadata; these only tell the instructor."""
+    sol = {grade_id(c): c for c in solution.cells if grade_id(c)}
+    out, seen = [], set()
+    for i, cell in enumerate(student.cells):
+        gid = grade_id(cell)
+        meta = nbgrader_meta(cell)
+        if gid is None:
+            if meta:
+                out.append(f"cell {i + 1} carries nbgrader metadata without a grade id")
+            continue
+        if gid not in sol:
+            out.append(f"cell {i + 1} claims grade id {gid!r}, which the assignment does "
+                       "not have")
+            continue
+        if gid in seen:
+            out.append(f"grade id {gid!r} appears more than once")
+        seen.add(gid)
+        want = nbgrader_meta(sol[gid])
+        changed = [k for k in ("grade", "solution", "locked", "points")
+                   if bool(want.get(k)) != bool(meta.get(k))
+                   or (k == "points" and points(sol[gid]) != points(cell))]
+        if changed or cell.get("cell_type") != sol[gid].get("cell_type"):
+            out.append(f"cell {gid!r}: its nbgrader metadata was edited "
+                       f"({', '.join(changed) or 'cell type'})")
+    return [f"edited_metadata: {m}; graded against the solution's structure" for m in out]
+
+
+def plan(student, solution, released_sources: set[str]) -> Plan:
+    """Units of the submission, the slice of every test cell, vetting, and the jobs to run.
+
+    Trusted cells (locked and test cells from the solution, matched by grade id; cells left
+    exactly as released) run as the instructor wrote them. Of the student's code only the
+    statements some test cell depends on run, after their slice passed :func:`delegation.vet`.
+    """
     sol_by_id = {grade_id(c): c for c in solution.cells if grade_id(c)}
     test_ids = [grade_id(c) for c in solution.cells if is_test(c)]
     answer_ids = {grade_id(c) for c in solution.cells if is_answer(c)}
-    jobs, student_code, flags = [], {}, []
+    exercises = answer_ids
+    forbid = {grade_id(c): list(c.metadata.get("tug", {}).get("forbid", []) or [])
+              for c in solution.cells if is_answer(c)}
+    units: list[Unit] = []
+    flags: list[str] = []
     seen: set[str] = set()
+    whole: dict[int, str] = {}  # cell -> source of the instructor's cells (they run whole)
+    released_statements = {u.source for src in released_sources
+                           for u in student_units(src, 0, "", 0) if u.tree is not None}
     for i, cell in enumerate(student.cells):
         if cell.get("cell_type") != "code":
             continue
@@ -206,53 +251,132 @@ def build_jobs(student, solution, released_sources: set[str]):
                 flags.append(f"duplicate_cell: a second copy of locked cell {gid} was ignored")
                 continue
             seen.add(gid)
-            jobs.append(CellJob(i, sol.source, "test" if is_test(sol) else "setup", gid,
-                                trusted=True))
+            units.extend(trusted_units(sol.source, i, "test" if is_test(sol) else "setup", gid,
+                                       gid, len(units)))
+            whole[i] = sol.source
             continue
         source = cell.get("source", "")
-        # a cell left exactly as released is the instructor's code
-        jobs.append(CellJob(i, source, "setup", gid,
-                            trusted=source in released_sources and gid not in answer_ids))
-        if gid in answer_ids and gid not in student_code:
-            student_code[gid] = source
-        elif source.strip() and source not in released_sources:
-            student_code[f"your cell {i + 1}"] = source
+        if source in released_sources and gid not in answer_ids:
+            units.extend(trusted_units(source, i, "setup", gid, f"cell {i + 1}", len(units)))
+            whole[i] = source
+            continue
+        where = gid if gid in answer_ids else f"your cell {i + 1}"
+        for u in student_units(source, i, where, len(units)):
+            # an instructor's statement copied verbatim (an edited setup cell) stays trusted
+            u.trusted = u.source in released_statements
+            units.append(u)
     missing = [t for t in test_ids if t not in seen]
     for n, gid in enumerate(missing):
-        jobs.append(CellJob(10_000 + n, sol_by_id[gid].source, "test", gid, trusted=True))
+        units.extend(trusted_units(sol_by_id[gid].source, 10_000 + n, "test", gid, gid,
+                                   len(units)))
+        whole[10_000 + n] = sol_by_id[gid].source
     if missing:
         flags.append("restored_test_cells: the notebook had lost test cell(s) "
                      + ", ".join(missing) + "; they were run at the end")
-    return jobs, student_code, flags
+    flags += _metadata_flags(student, solution)
+
+    slicer = Slicer(units)
+    test_cells: dict[int, list[int]] = {}
+    for u in units:
+        if u.kind == "test":
+            test_cells.setdefault(u.cell, []).append(u.pos)
+    tests = [cells[0] for cells in test_cells.values()]  # a test cell by its first unit
+    slices = {t: slicer.closure(*test_cells[units[t].cell]) for t in tests}
+    union = {i for s in slices.values() for i in s if not units[i].trusted}
+    running = union | {u.pos for u in units if u.trusted}
+    vetoed: dict[str, list[str]] = {}
+    vetoed_tests: set[int] = set()
+    for t in tests:
+        gid = units[t].grade_id
+        ex = _exercise_of(gid, exercises, sol_by_id[gid])
+        scope = slices[t] | interference(slicer, t, slices[t], running)
+        findings = delegation.vet([units[i] for i in sorted(scope)], slicer,
+                                  forbid.get(ex, []) if ex else [])
+        broken = [units[i] for i in slices[t] if units[i].parse_error]
+        findings += [delegation.Finding(f"has a syntax error ({u.parse_error}) in {u.where}")
+                     for u in broken]
+        if findings:
+            vetoed_tests.add(t)
+            key = ex or gid
+            for f in findings:
+                if f.text not in vetoed.setdefault(key, []):
+                    vetoed[key].append(f.text)
+    # a test whose exercise is vetoed scores 0 whatever its own slice holds
+    vetoed_tests |= {t for t in tests
+                     if _exercise_of(units[t].grade_id, exercises,
+                                     sol_by_id[units[t].grade_id]) in vetoed}
+    run = {u.pos for u in units if u.trusted}
+    for t in tests:
+        if t not in vetoed_tests:
+            run |= {i for i in slices[t] if not units[i].parse_error}
+    for ex, why in vetoed.items():
+        flags.append(f"delegation: {ex} " + "; ".join(why[:2]))
+
+    jobs: list[CellJob] = []
+    for u in units:
+        if u.pos not in run:
+            continue
+        if u.trusted and u.cell in whole:
+            if not (jobs and jobs[-1].trusted and jobs[-1].index == u.cell):
+                jobs.append(CellJob(u.cell, whole[u.cell], u.kind, u.grade_id, trusted=True))
+        elif u.trusted:  # an instructor's statement inside a student's cell
+            jobs.append(CellJob(u.cell, u.source, "setup", None, trusted=True))
+        elif jobs and not jobs[-1].trusted and jobs[-1].index == u.cell:
+            jobs[-1].source += "\n" + u.source
+        else:
+            jobs.append(CellJob(u.cell, u.source, "setup", None, trusted=False))
+    return Plan(jobs, vetoed, flags)
 
 
 # ----------------------------------------------------------------------------- judging
-def _judge_cell(expected: list[dict], result, delegated: list[str]) -> tuple[bool, str]:
-    if delegated:
-        return False, "0 points: this exercise " + "; ".join(delegated[:2])
-    got_by_label: dict[str, object] = {}
-    for rec in result.records if result is not None else []:
-        if isinstance(rec, dict) and isinstance(rec.get("label"), str):
-            got_by_label.setdefault(rec["label"], rec.get("got"))
-    problems = []
-    error = result.short_error() if result is not None else "the test cell did not run"
+HIDDEN_ERROR = ("the code raised an exception during a hidden test (its message stays "
+                "private; run the visible tests and your own examples to find it)")
+
+
+def _cell_error(result, hidden: bool) -> str:
+    if result is None:
+        return "the test cell did not run"
+    if hidden and result.status == "error":
+        return HIDDEN_ERROR
+    return result.short_error()
+
+
+def _judge_cell(expected: list[dict], result, vetoed: list[str],
+                hidden: bool = False) -> tuple[bool, str]:
+    """Verdict of one test cell from the trusted expectations and the recorded values.
+
+    The records must arrive exactly in the order of the solution's checks (a prefix of it
+    when the cell stopped early): anything else means something besides the checks published
+    a record, and the cell fails. For a hidden cell the message says nothing that the
+    student's code produced (no exception text, no value)."""
+    if vetoed:
+        return False, "0 points: this exercise " + "; ".join(vetoed[:2])
     if result is not None and "NotImplementedError" in (result.ename or ""):
         return False, "not implemented yet: the stub still raises NotImplementedError"
+    records = [r for r in (result.records if result is not None else [])
+               if isinstance(r, dict)]
+    labels = [exp["label"] for exp in expected]
+    got_labels = [r.get("label") for r in records]
+    if got_labels != labels[:len(got_labels)]:
+        return False, ("0 points: the test cell published results that its checks did not "
+                       "make (records out of order or forged)")
+    error = _cell_error(result, hidden)
+    problems = []
     n_hidden = 0
-    for exp in expected:
+    for pos, exp in enumerate(expected):
         label = exp["label"]
         shown = label
         if exp.get("hidden"):
             n_hidden += 1
             shown = f"hidden check {n_hidden}"
-        if label not in got_by_label:
+        if pos >= len(records):
             problems.append(f"{shown}: did not run ({error or 'no result was recorded'})")
             break
-        got = testing.decode(got_by_label[label])
+        got = testing.decode(records[pos].get("got"))
         want = testing.decode(exp.get("expected"))
         problem = testing.judge(exp.get("kind", "equal"), got, want, exp.get("opts") or {})
         if problem and exp.get("hidden"):
-            # hidden tests keep their inputs and expected values private
+            # hidden tests keep their inputs, expected values and the student's value private
             problems.append(testing.failure_message(
                 shown, "wrong result (hidden test: its inputs and expected values stay "
                 "private)", None, exp.get("hint")))
@@ -267,14 +391,9 @@ def _judge_cell(expected: list[dict], result, delegated: list[str]) -> tuple[boo
     return True, ""
 
 
-def _blank(a: Assignment | None, path: Path, status: str, message: str) -> dict:
-    return {"assignment": a.name if a else None, "notebook": str(path), "status": status,
-            "score": 0.0, "max_score": 0.0, "tests": [], "flags": [], "message": message}
-
-
 def check_notebook(path: str | Path, opts: Options | None = None,
-                   assignment: str | None = None) -> dict:
-    """Grade one notebook; returns the JSON-able report described in the README.
+                   assignment: str | None = None) -> Report:
+    """Grade one notebook (see :class:`autograde.report.Report`).
 
     ``assignment`` names the assignment when the caller knows it (class grading); otherwise
     it is found from the file name or the notebook's cells.
@@ -285,17 +404,18 @@ def check_notebook(path: str | Path, opts: Options | None = None,
     try:
         nb = read_notebook(path)
     except InvalidNotebook as exc:
-        return _blank(known.get(assignment or ""), path, "invalid_notebook", str(exc))
+        a = known.get(assignment or "")
+        return Report.failed(a.name if a else None, path, Status.INVALID_NOTEBOOK, str(exc))
     a = known.get(assignment) if assignment else identify(nb, path)
     if a is None:
         names = ", ".join(x.name for x in assignments())
-        return _blank(None, path, "unknown_assignment",
-                      f"{path.name} does not match any assignment ({names}); keep the "
-                      "released file name (for example 01_activations.ipynb)")
+        return Report.failed(None, path, Status.UNKNOWN_ASSIGNMENT,
+                             f"{path.name} does not match any assignment ({names}); keep the "
+                             "released file name (for example 01_activations.ipynb)")
     solution = read_notebook(a.source)
     exp = expectations(a)
-    released = _released_sources(a)
-    jobs, student_code, flags = build_jobs(nb, solution, released)
+    p = plan(nb, solution, _released_sources(a))
+    jobs, flags = p.jobs, list(p.flags)
     if not opts.run_all_cells:
         skip = prunable(jobs, [j.trusted for j in jobs])
         jobs = [j for pos, j in enumerate(jobs) if pos not in skip]
@@ -314,16 +434,7 @@ def check_notebook(path: str | Path, opts: Options | None = None,
     by_gid = {j.grade_id: r for j, r in zip(jobs, results, strict=True)
               if j.kind == "test" and j.grade_id}
 
-    # delegation
     exercises = {grade_id(c) for c in solution.cells if is_answer(c)}
-    forbid = {grade_id(c): c.metadata.get("tug", {}).get("forbid", [])
-              for c in solution.cells if is_answer(c)}
-    cells = {k: delegation.analyse(k, s) for k, s in student_code.items()}
-    delegated = {ex: delegation.violations(ex, forbid.get(ex) or [], cells) for ex in exercises}
-    for ex, why in delegated.items():
-        if why:
-            flags.append(f"delegation: {ex} " + "; ".join(why[:2]))
-
     tests, score, max_score = [], 0.0, 0.0
     for cell in solution.cells:
         if not is_test(cell):
@@ -331,26 +442,27 @@ def check_notebook(path: str | Path, opts: Options | None = None,
         gid = grade_id(cell)
         pts = points(cell)
         ex = _exercise_of(gid, exercises, cell)
+        hidden = visible_source(cell.source) != cell.source
         passed, message = _judge_cell(exp["tests"].get(gid, {}).get("records", []),
-                                      by_gid.get(gid), delegated.get(ex, []) if ex else [])
+                                      by_gid.get(gid), p.vetoed.get(ex or gid, []), hidden)
+        if message.startswith("0 points: the test cell published"):
+            flags.append(f"forged_records: {gid}")
         got = pts if passed else 0.0
         score += got
         max_score += pts
-        tests.append({"grade_id": gid, "exercise": ex, "score": got, "max_score": pts,
-                      "passed": passed, "message": message})
+        tests.append(TestResult(gid, ex, got, pts, passed, message, hidden))
     statuses = {r.status for r in results}
-    status = "graded"
-    for s in ("timeout", "memory_exceeded", "kernel_died"):
+    status = Status.GRADED
+    for s in (Status.TIMEOUT, Status.KERNEL_DIED, Status.MEMORY_EXCEEDED):
         if s in statuses:
             status = s
             break
-    if "skipped" in statuses and status == "graded":
-        status = "timeout"
+    if "skipped" in statuses and status == Status.GRADED:
+        status = Status.TIMEOUT
     manual = [{"grade_id": grade_id(c), "max_score": points(c)}
               for c in solution.cells if is_manual(c)]
-    return {"assignment": a.name, "notebook": str(path), "status": status,
-            "score": round(score, 6), "max_score": round(max_score, 6), "tests": tests,
-            "flags": flags, "manual": manual}
+    return Report(a.name, str(path), status, round(score, 6), round(max_score, 6), tests,
+                  flags, manual=manual)
 
 
 def _released_sources(a: Assignment) -> set[str]:
@@ -373,6 +485,3 @@ def find_notebooks(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*.ipynb")
                   if ".ipynb_checkpoints" not in p.parts)
 
-
-def root_default() -> Path:
-    return course_root()

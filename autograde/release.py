@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -116,6 +115,3 @@ def release(names: list[str] | None = None, check: bool = False, root: Path | No
         return 1
     return 0
 
-
-def _dump(obj) -> str:  # pragma: no cover - debugging aid
-    return json.dumps(obj, indent=1, sort_keys=True)

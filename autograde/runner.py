@@ -174,18 +174,15 @@ def _looks_like_memory(result: CellResult) -> bool:
 
 
 def run_cells(jobs: list[CellJob], workdir: Path, sandbox: SandboxConfig, mode: str,
-              cell_timeout: float, total_timeout: float, preamble: str = "",
-              cwd: Path | None = None) -> tuple[list[CellResult], list[str]]:
+              cell_timeout: float, total_timeout: float) -> tuple[list[CellResult], list[str]]:
     """Run ``jobs`` in order; returns one result per job and the session's flags."""
-    session = KernelSession(workdir, sandbox, mode, cwd)
+    session = KernelSession(workdir, sandbox, mode)
     results: list[CellResult] = []
     replay: list[str] = []  # sources of setup cells that ran without error, for restarts
     flags: list[str] = []
     end = time.monotonic() + total_timeout
     try:
         session.start()
-        if preamble:
-            session.execute(preamble, 60)
         for job in jobs:
             remaining = end - time.monotonic()
             if remaining <= 0:
@@ -193,7 +190,7 @@ def run_cells(jobs: list[CellJob], workdir: Path, sandbox: SandboxConfig, mode: 
                 continue
             if not session.alive() or getattr(session, "restart_needed", False):
                 session.restart_needed = False
-                _recover(session, preamble, replay, min(remaining, cell_timeout * 2))
+                _recover(session, replay, min(remaining, cell_timeout * 2))
             res = session.execute(job.source, min(cell_timeout, remaining))
             res.index = job.index
             results.append(res)
@@ -210,10 +207,8 @@ def run_cells(jobs: list[CellJob], workdir: Path, sandbox: SandboxConfig, mode: 
     return results, flags
 
 
-def _recover(session: KernelSession, preamble: str, replay: list[str], budget: float) -> None:
+def _recover(session: KernelSession, replay: list[str], budget: float) -> None:
     session.restart()
-    if preamble:
-        session.execute(preamble, 60)
     end = time.monotonic() + budget
     for source in replay:
         left = end - time.monotonic()

@@ -25,7 +25,6 @@ from jupyter_client import KernelManager
 from .course import CourseError, course_root
 
 DEFAULT_MEMORY_MB = 3072
-DEFAULT_TIMEOUT_S = 300.0
 
 
 @functools.lru_cache(maxsize=1)

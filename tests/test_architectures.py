@@ -273,3 +273,177 @@ def test_clipping_keeps_a_diverging_rnn_finite():
                                             optimizer="sgd")
     assert np.isnan(runs[None]["loss"]).any()
     assert np.isfinite(runs[1.0]["loss"]).all()
+
+
+# -- visualiser (headless: Agg only, no browser) ----------------------------------------------
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_rnn_gradient_data_matches_the_reference_and_the_linear_regime():
+    from course_utils.visualisers import rnn_gradient_data
+
+    d = rnn_gradient_data(radius=0.8, input_scale=1e-4, T=20, hidden=16, seed=3)
+    assert d["distance"].tolist() == list(range(1, 21))
+    np.testing.assert_allclose(d["norms"], 0.8 ** d["distance"], rtol=1e-4)  # tanh ~ linear
+    np.testing.assert_allclose(d["linear"], 0.8 ** d["distance"])
+    assert d["longest"] == d["norms"][-1]
+    assert np.all(d["saturation"] < 1e-6)
+    big = rnn_gradient_data(radius=1.5, input_scale=5.0, T=40)
+    assert big["saturation"].mean() > 0.5  # large inputs saturate the units
+    assert big["norms"][-1] < 1.5 ** 40 / 1e6  # saturation caps the growth
+    for radius in (0.5, 1.5):
+        ref = rnn_gradient_data(radius=radius)["references"]
+        assert set(ref) == {0.5, 0.9, 1.1, 1.5}
+    with pytest.raises(ValueError, match="radius"):
+        rnn_gradient_data(radius=0.0)
+
+
+def test_plot_rnn_gradients_figure_and_redraw_into_a_used_figure():
+    from matplotlib.figure import Figure
+
+    from course_utils.plotting import figure_to_png
+    from course_utils.visualisers import plot_rnn_gradients, rnn_gradient_data
+
+    second = rnn_gradient_data(radius=1.3, input_scale=0.5, T=30)
+    fig = plot_rnn_gradients(rnn_gradient_data())
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert fig.axes[0].get_yscale() == "log"
+    fresh = figure_to_png(plot_rnn_gradients(second))
+    figure_to_png(fig)
+    again = plot_rnn_gradients(second, fig=fig)
+    assert again is fig and figure_to_png(again) == fresh
+
+
+@pytest.mark.parametrize("key, value", [("radius", 1.4), ("input_scale", 1.0), ("T", 20)])
+def test_rnn_gradient_explorer_control_redraws_once(key, value):
+    from course_utils.visualisers import RNNGradientExplorer, rnn_gradient_explorer
+
+    vis = rnn_gradient_explorer()
+    assert isinstance(vis, RNNGradientExplorer)
+    controls = vis.controls
+    assert vis.n_draws == 1 and bytes(vis.image.value).startswith(PNG_MAGIC)
+    before = bytes(vis.image.value)
+    controls[key].value = value
+    assert vis.n_draws == 2 and vis.params[key] == value
+    assert bytes(vis.image.value) != before and vis.status.value == ""
+    for name, control in controls.items():
+        assert f"tug-control-{name.replace('_', '-')}" in control._dom_classes
+        assert control.description
+    assert "tug-rnn-gradient-explorer" in vis.widget._dom_classes
+
+
+def test_rnn_gradient_explorer_updates_fast_enough():
+    import time
+
+    from course_utils.plotting import figure_to_png
+    from course_utils.visualisers import RNNGradientExplorer
+
+    vis = RNNGradientExplorer()
+    figure_to_png(vis.render())  # warm up fonts and caches
+    times = []
+    for radius in (0.6, 1.2, 1.7):
+        vis.params["radius"] = radius
+        start = time.perf_counter()
+        figure_to_png(vis.render())
+        times.append(time.perf_counter() - start)
+    assert min(times) < 0.5  # the budget is 250 ms; generous here because the machine is shared
+
+
+# -- the grader on plausible wrong answers ------------------------------------------------------
+# Each wrong answer is the solution's code with one mistake. Each variant breaks several
+# exercises at once (one mistake per exercise, each exercise's tests call only its own
+# function), so two grader runs show that every mistake loses points on its own exercise and
+# that every exercise left intact keeps full marks.
+
+WRONG = {
+    "batch axis, dgamma over axis 0, mean in RMSNorm, no tanh', gates f,i,g,o, bias not zeroed": {
+        "layer_norm_forward": [("x.mean(axis=-1, keepdims=True)", "x.mean(axis=0, keepdims=True)"),
+                               ("x.var(axis=-1, keepdims=True)", "x.var(axis=0, keepdims=True)")],
+        "layer_norm_backward": [("(dout * x_hat).reshape(-1, d).sum(axis=0)",
+                                 "(dout * x_hat).sum(axis=0)"),
+                                ("dout.reshape(-1, d).sum(axis=0)", "dout.sum(axis=0)")],
+        "rms_norm": [("    return x / np.sqrt(",
+                      "    x = x - x.mean(axis=-1, keepdims=True)\n    return x / np.sqrt(")],
+        "rnn_hidden_grad_norms": [("J @ ((1.0 - hs[t + 1] ** 2)[:, None] * W_hh)", "J @ W_hh")],
+        "lstm_cell": [("i, f, g, o = gates.chunk(4, dim=-1)",
+                       "f, i, g, o = gates.chunk(4, dim=-1)")],
+        "ResidualMLP": [("                    last.weight.normal_(0.0, math.sqrt(1.0 / width))\n"
+                         "                last.bias.zero_()",
+                         "                    last.weight.normal_(0.0, math.sqrt(1.0 / width))\n"
+                         "                    last.bias.zero_()")],
+    },
+    "unbiased variance, eps outside the root, norms in the wrong time order": {
+        "layer_norm_forward": [("x.var(axis=-1, keepdims=True)",
+                                "x.var(axis=-1, keepdims=True, ddof=1)")],
+        "rms_norm": [("np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)",
+                      "(np.sqrt(np.mean(x * x, axis=-1, keepdims=True)) + eps)")],
+        "rnn_hidden_grad_norms": [("return norms", "return norms[::-1]")],
+    },
+    "delegation to the reference or to torch": {
+        "rms_norm": [("x = np.asarray(x, dtype=float)\n",
+                      "from course_utils.architectures import rms_norm as ref\n"
+                      "    return ref(x, weight, eps)\n")],
+        "layer_norm_forward": [("out = gamma * x_hat + beta",
+                                "import torch\n    out = torch.nn.functional.layer_norm(\n"
+                                "        torch.tensor(x), x.shape[-1:], torch.tensor(gamma),\n"
+                                "        torch.tensor(beta), eps=eps).numpy()")],
+        "lstm_cell": [("gates = x @ weight_ih.T + h @ weight_hh.T",
+                       "return torch._VF.lstm_cell(x, (h, c), weight_ih, weight_hh,\n"
+                       "                               bias_ih, bias_hh)\n"
+                       "    gates = x @ weight_ih.T + h @ weight_hh.T")],
+    },
+}
+DELEGATION = "delegation to the reference or to torch"
+EXERCISES = {"layer_norm_forward": 3, "layer_norm_backward": 3, "rms_norm": 3,
+             "rnn_hidden_grad_norms": 3, "lstm_cell": 3, "ResidualMLP": 3}
+
+
+def _solution_sources():
+    import json
+
+    from conftest import ROOT
+
+    nb = json.loads((ROOT / "solutions/06_architectures/06_architectures.ipynb").read_text())
+    out = {}
+    for cell in nb["cells"]:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid in EXERCISES:
+            src = cell["source"]
+            out[gid] = "".join(src) if isinstance(src, list) else src
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", list(WRONG), ids=["variant1", "variant2", "delegation"])
+def test_wrong_answers_lose_points_on_their_own_exercise_only(variant, tmp_path):
+    from conftest import ROOT, check_json, copy_with
+
+    sources = _solution_sources()
+    replacements = {}
+    for gid, edits in WRONG[variant].items():
+        src = sources[gid]
+        for old, new in edits:
+            assert old in src, (gid, old)
+            src = src.replace(old, new)
+        src = src.replace("### BEGIN SOLUTION\n", "").replace("### END SOLUTION\n", "")
+        replacements[gid] = src
+    nb = copy_with(ROOT / "solutions/06_architectures/06_architectures.ipynb",
+                   tmp_path / "06_architectures" / "06_architectures.ipynb", replacements)
+    rep = check_json(nb)
+    assert rep["status"] == "graded", rep
+    per_exercise = {}
+    for t in rep["tests"]:
+        key = t["exercise"] or t["grade_id"]
+        per_exercise[key] = per_exercise.get(key, 0.0) + t["score"]
+    for gid, full in EXERCISES.items():
+        if gid in WRONG[variant]:
+            assert per_exercise[gid] < full, (gid, per_exercise)
+            if variant == DELEGATION:
+                assert per_exercise[gid] == 0, (gid, per_exercise, rep["flags"])
+        else:
+            assert per_exercise[gid] == full, (gid, per_exercise)
+    mcqs = {k: v for k, v in per_exercise.items() if k.startswith(("predict_", "test_predict_"))}
+    assert mcqs and all(v == 1 for v in mcqs.values()), mcqs
+    assert rep["score"] == rep["max_score"] - sum(
+        full - per_exercise[gid] for gid, full in EXERCISES.items())

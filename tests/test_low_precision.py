@@ -313,3 +313,56 @@ def test_plots_return_figures():
     assert isinstance(lp.plot_format_ranges(), Figure)
     assert isinstance(lp.plot_gradient_histogram([np.array([1e-9, 1e-3])], "float16", 2**16),
                       Figure)
+
+
+# --------------------------------------------------------------------------- visualiser
+def test_float_format_data_lands_where_torch_casts():
+    from course_utils.visualisers.float_formats import float_format_data
+
+    rows = {r["name"]: r for r in float_format_data(1e-8)["formats"]}
+    assert rows["float16"]["where"] == "underflow to 0" and rows["float16"]["cast"] == 0.0
+    assert rows["bfloat16"]["where"] == "normal" and rows["float32"]["where"] == "normal"
+    assert rows["float16"]["rel_error"] == 1.0
+    # scaled by 2**16 the same gradient is a normal float16 number, recovered to 0.1%
+    rows = {r["name"]: r for r in float_format_data(1e-8, 16)["formats"]}
+    assert rows["float16"]["where"] == "normal" and rows["float16"]["rel_error"] < 1e-3
+    assert rows["float16"]["cast"] == torch.tensor(1e-8 * 2**16).half().item()
+    assert float_format_data(7e4)["formats"][0]["where"] == "overflow to inf"
+    assert float_format_data(3e-6)["formats"][0]["where"] == "subnormal"
+    assert float_format_data(0.0)["formats"][0]["where"] == "zero"
+    neg = {r["name"]: r for r in float_format_data(-1.0 - 2**-9)["formats"]}
+    assert neg["float16"]["cast"] == -1.0 - 2**-9 and neg["float16"]["spacing"] == 2**-10
+    assert neg["bfloat16"]["cast"] == -1.0 and neg["bfloat16"]["spacing"] == 2**-7
+    with pytest.raises(ValueError, match="scale_exp"):
+        float_format_data(1.0, scale_exp=-1)
+    with pytest.raises(ValueError, match="finite"):
+        float_format_data(math.inf)
+
+
+def test_plot_float_format_and_widget_wiring(monkeypatch):
+    from course_utils.plotting import figure_to_png
+    from course_utils.visualisers.base import STATIC_ENV
+    from course_utils.visualisers.float_formats import (
+        FloatFormatExplorer,
+        float_format_data,
+        float_format_explorer,
+        plot_float_format,
+    )
+
+    fig = plot_float_format(float_format_data(1e-9, 20))
+    assert isinstance(fig, Figure) and figure_to_png(fig).startswith(b"\x89PNG")
+    again = plot_float_format(float_format_data(3e4), fig=fig)  # redraw into the same figure
+    assert again is fig
+    monkeypatch.setenv(STATIC_ENV, "0")
+    vis = float_format_explorer(value=1e-7)
+    assert isinstance(vis, FloatFormatExplorer)
+    controls = vis.controls
+    assert set(controls) == {"value", "scale_exp"}
+    before = vis.n_draws
+    controls["scale_exp"].value = 16
+    assert vis.n_draws == before + 1
+    assert vis.data["formats"][0]["where"] == "normal"
+    controls["value"].value = 1e5
+    assert vis.n_draws == before + 2 and vis.data["formats"][0]["where"] == "overflow to inf"
+    monkeypatch.setenv(STATIC_ENV, "1")
+    assert "image/png" in float_format_explorer().static_bundle()

@@ -11,6 +11,7 @@ notebook                  widget                         pure functions
 04_gradient_clipping      :class:`ClippingGeometry`      clipping_data / plot_clipping
 05_in_practice            :class:`TrainingDoctor`        training_doctor_data / plot_training
 06_architectures          :class:`RNNGradientExplorer`   rnn_gradient_data / plot_rnn_gradients
+07_low_precision          :class:`FloatFormatExplorer`   float_format_data / plot_float_format
 ========================  =============================  ==========================================
 
 Display a widget as the last expression of a cell. Without a widget front end (nbconvert,
@@ -43,6 +44,12 @@ from .clipping_geometry import (
     clipping_geometry,
     plot_clipping,
     recorded_grad_norm_trace,
+)
+from .float_formats import (
+    FloatFormatExplorer,
+    float_format_data,
+    float_format_explorer,
+    plot_float_format,
 )
 from .gradient_flow import (
     GradientFlowExplorer,
@@ -80,4 +87,5 @@ __all__ = [
     "InitializationLab", "init_lab_data", "initialization_lab", "plot_initialization",
     "TrainingDoctor", "TrainingRun", "plot_training", "training_doctor", "training_doctor_data",
     "RNNGradientExplorer", "plot_rnn_gradients", "rnn_gradient_data", "rnn_gradient_explorer",
+    "FloatFormatExplorer", "float_format_data", "float_format_explorer", "plot_float_format",
 ]

@@ -328,10 +328,12 @@ class SequenceRegressor(nn.Module):
         return (out, states) if return_states else out
 
 
-def loss_grad_through_time(model, x, y):
+def loss_grad_through_time(model, x, y, cell=None):
     """Norm of ``d loss / d h_t`` for every step t (averaged over the batch), with the hidden
-    states of a :class:`SequenceRegressor` computed one step at a time. Returns a NumPy array
-    of length T. Taught in ``notebooks/06_architectures``."""
+    states of a :class:`SequenceRegressor` computed one step at a time (an LSTM's steps by
+    ``cell``, default :func:`lstm_cell`, same signature). Returns a NumPy array of length T.
+    Taught in ``notebooks/06_architectures``."""
+    cell = lstm_cell if cell is None else cell
     core = model.core
     n, T, _ = x.shape
     h = torch.zeros(n, core.hidden_size)
@@ -342,8 +344,8 @@ def loss_grad_through_time(model, x, y):
             h = torch.tanh(x[:, t] @ core.weight_ih_l0.T + core.bias_ih_l0
                            + h @ core.weight_hh_l0.T + core.bias_hh_l0)
         else:
-            h, c = lstm_cell(x[:, t], h, c, core.weight_ih_l0, core.weight_hh_l0,
-                             core.bias_ih_l0, core.bias_hh_l0)
+            h, c = cell(x[:, t], h, c, core.weight_ih_l0, core.weight_hh_l0,
+                        core.bias_ih_l0, core.bias_hh_l0)
         h.retain_grad()
         states.append(h)
     loss = nn.functional.mse_loss(model.head(h), y)

@@ -34,7 +34,6 @@ __all__ = [
     "SELU_ALPHA",
     "SELU_SCALE",
     "GELU_SIGMOID_COEF",
-    "PALETTE",
     "sigmoid",
     "sigmoid_grad",
     "tanh",

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 __all__ = [
+    "param_grad_norms",
     "SATURATING",
     "RECTIFIERS",
     "UPDATE_RATIO_REFERENCE",
@@ -174,6 +175,13 @@ def weight_grad_norms(model: nn.Module, types: tuple[type[nn.Module], ...] = (nn
             norms.append(float(g.detach().to(torch.float64).norm()) if g is not None
                          else float("nan"))
     return norms
+
+
+def param_grad_norms(model: nn.Module) -> dict[str, float]:
+    """``{name: L2 norm of its .grad}`` for every parameter of ``model`` that has a gradient,
+    in ``model.named_parameters()`` order. Taught in ``notebooks/04_gradient_clipping``."""
+    return {name: p.grad.norm().item() for name, p in model.named_parameters()
+            if p.grad is not None}
 
 
 def update_ratios(model: nn.Module, lr: float, min_dim: int = 2) -> dict[str, float]:

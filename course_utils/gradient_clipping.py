@@ -12,13 +12,41 @@ import math
 
 import numpy as np
 import torch
+from torch import nn
 
+from course_utils.nets import mlp
 from course_utils.plotting import OKABE_ITO, PALETTE, color, row_of_axes
-
-# Okabe-Ito palette (colour-blind safe).
 
 
 # --------------------------------------------------------------------------- NumPy
+# --------------------------------------------------------------------------- the experiment
+def make_outlier_data(n: int = 512, d: int = 10, heavy_fraction: float = 0.02,
+                      heavy_scale: float = 20.0, seed: int = 0):
+    """Regression data in which a few rows have features ``heavy_scale`` times larger.
+
+    Returns ``(X, y, heavy)``: ``X`` (n, d) standard normal, except the rows where the boolean
+    mask ``heavy`` is set (each with probability ``heavy_fraction``), which are scaled up;
+    ``y = 3 tanh(X w / 3) + 0.1 noise`` (n, 1) for a random ``w``. Drawn from
+    ``torch.Generator().manual_seed(seed)``. Used in ``notebooks/04_gradient_clipping``.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=gen)
+    heavy = torch.rand(n, generator=gen) < heavy_fraction
+    X[heavy] *= heavy_scale
+    w_star = torch.randn(d, 1, generator=gen)
+    y = 3 * torch.tanh(X @ w_star / 3) + 0.1 * torch.randn(n, 1, generator=gen)
+    return X, y, heavy
+
+
+def make_model(seed: int = 0, d: int = 10, hidden: int = 64) -> nn.Sequential:
+    """The notebook's regression network: Linear(d, hidden), ReLU, Linear(hidden, hidden),
+    ReLU, Linear(hidden, 1), with PyTorch's default init seeded with ``seed`` (a
+    :func:`course_utils.nets.mlp`). Used in ``notebooks/04_gradient_clipping``.
+    """
+    return mlp(d, 1, depth=2, width=hidden, activation="relu", init=None,
+               seed=seed).as_sequential()
+
+
 def clip_by_value(grad, clip_value):
     """Clip every entry of ``grad`` into ``[-clip_value, clip_value]``; returns a new array.
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from torch import nn
 
 from course_utils.nets import MLP, activation_module, init_std, mlp
 from course_utils.plotting import PALETTE
@@ -282,6 +283,19 @@ def build_mlp(depth: int, width: int, activation: str, init: str,
     for linear in model.linears:
         init_named_(linear.weight, init, generator, gain=gain, uniform=uniform)
     return model
+
+
+def make_small_net(fill: float | None = None, seed: int = 0) -> nn.Sequential:
+    """Linear(4, 8), ReLU, Linear(8, 8), ReLU, Linear(8, 1) with PyTorch's default init seeded
+    with ``seed`` (a :func:`course_utils.nets.mlp`); with ``fill``, every weight and bias is
+    set to that constant instead. Used in ``notebooks/02_initialization``.
+    """
+    net = mlp(4, 1, depth=2, width=8, activation="relu", init=None, seed=seed).as_sequential()
+    if fill is not None:
+        with torch.no_grad():
+            for p in net.parameters():
+                p.fill_(fill)
+    return net
 
 
 def activation_stds(depth: int, width: int, activation: str, init: str,

@@ -23,10 +23,9 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from course_utils.nets import activation_module, init_linear_, mlp
-from course_utils.plotting import PALETTE, color
+from course_utils.plotting import color
 
 __all__ = [
-    "PALETTE",
     "chain_grad_magnitudes",
     "chain_grad_magnitudes_autograd",
     "layer_grad_norms",

@@ -52,12 +52,8 @@ from course_utils.in_practice.runs import (
     train_run,
     with_name,
 )
-from course_utils.nets import ACTIVATIONS, MLP
-from course_utils.plotting import PALETTE
 
 __all__ = [
-    "ACTIVATIONS",
-    "PALETTE",
     "VANISH_ABS",
     "VANISH_RATIO",
     "EXPLODE_ABS",
@@ -65,7 +61,6 @@ __all__ = [
     "RunConfig",
     "RunResult",
     "Trainer",
-    "MLP",
     "make_mlp",
     "train_run",
     "run_seeds",

@@ -5,14 +5,12 @@ activation/gradient tensors for histograms.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
 
 from course_utils.diagnostics import dead_fraction, saturated_fraction
-from course_utils.nets import ACTIVATION_TYPES, init_linear_, mlp
+from course_utils.nets import ACTIVATION_TYPES, init_linear_, init_std, mlp
 
 __all__ = ["EXPLODE_ABS", "VANISH_ABS", "VANISH_RATIO", "SATURATION_MAX",
            "layer_activation_fraction", "health_verdict", "gradient_health",
@@ -165,10 +163,7 @@ def build_health_case(depth: int, width: int, activation: str = "relu", init: st
     linears = [m for m in model if isinstance(m, nn.Linear)]
     for i, lin in enumerate(linears):
         fan_out, fan_in = lin.weight.shape
-        std = {"he": math.sqrt(2 / fan_in), "xavier": math.sqrt(2 / (fan_in + fan_out)),
-               "lecun": math.sqrt(1 / fan_in), "normal": 1.0, "zeros": 0.0,
-               "pytorch_default": math.sqrt(1 / (3 * fan_in)),
-               "default": math.sqrt(1 / (3 * fan_in))}[init]
+        std = init_std("pytorch_default" if init == "default" else init, fan_in, fan_out)
         is_head = i == len(linears) - 1
         # a standard normal draw, then the scale: N(0, 1) * std * scale [* layer, head scales]
         init_linear_(lin, "normal", std=1.0, scale=std * scale, bias=0.0 if is_head else bias,

@@ -5,7 +5,9 @@ points on its own exercise only)."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -366,3 +368,104 @@ def test_plot_float_format_and_widget_wiring(monkeypatch):
     assert vis.n_draws == before + 2 and vis.data["formats"][0]["where"] == "overflow to inf"
     monkeypatch.setenv(STATIC_ENV, "1")
     assert "image/png" in float_format_explorer().static_bundle()
+
+
+# --------------------------------------------------------------------------- the grader
+SOLUTION = Path(__file__).resolve().parent.parent / "solutions" / "07_low_precision" / \
+    "07_low_precision.ipynb"
+
+# (exercise, text in the solution, plausible wrong replacement)
+WRONG_ANSWERS = {
+    "overflow threshold at max": (
+        "cast_outcome", 'out[a >= info.max + gap_at_max / 2] = "overflow"',
+        'out[a > info.max] = "overflow"'),
+    "overflow threshold one gap too far": (
+        "cast_outcome", 'out[a >= info.max + gap_at_max / 2] = "overflow"',
+        'out[a >= info.max + gap_at_max] = "overflow"'),
+    "subnormals counted as underflow": (
+        "cast_outcome", 'out[(a > 0) & (a <= smallest_subnormal / 2)] = "underflow"',
+        'out[(a > 0) & (a < info.smallest_normal - smallest_subnormal / 2)] = "underflow"'),
+    "scale grows on a skipped step": (
+        "DynamicLossScaler", "            self.clean_steps = 0\n        else:\n",
+        "            self.clean_steps = 0\n        if True:\n"),
+    "growth counter not reset after an overflow": (
+        "DynamicLossScaler", "            self.clean_steps = 0\n        else:\n",
+        "        else:\n"),
+    "unscaling after clipping": (
+        "mixed_precision_step",
+        "    if scaler is not None:\n        scaler.unscale_(optimizer)\n"
+        "    if max_norm is not None:\n        nn.utils.clip_grad_norm_(master_params, max_norm)\n",
+        "    if max_norm is not None:\n        nn.utils.clip_grad_norm_(master_params, max_norm)\n"
+        "    if scaler is not None:\n        scaler.unscale_(optimizer)\n"),
+    "lost-update test in float32": (
+        "lost_update_fraction", "return ((w + u) == w).double().mean().item()",
+        "return ((w.float() + u.float()) == w.float()).double().mean().item()"),
+}
+
+
+def solution_source(grade_id: str) -> str:
+    nb = json.loads(SOLUTION.read_text())
+    for cell in nb["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+            return "".join(cell["source"])
+    raise KeyError(grade_id)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", list(WRONG_ANSWERS))
+def test_each_wrong_answer_loses_points_on_its_own_exercise_only(mistake, tmp_path):
+    from conftest import check_json, copy_with
+
+    exercise, right, wrong = WRONG_ANSWERS[mistake]
+    source = solution_source(exercise)
+    assert source.count(right) == 1, "the solution changed: update WRONG_ANSWERS"
+    path = copy_with(SOLUTION, tmp_path / "07_low_precision.ipynb",
+                     {exercise: source.replace(right, wrong)})
+    rep = check_json(path)
+    assert rep["status"] == "graded", rep
+    got, full = {}, {}
+    for t in rep["tests"]:
+        key = t["exercise"] or t["grade_id"]
+        got[key] = got.get(key, 0.0) + t["score"]
+        full[key] = full.get(key, 0.0) + t["max_score"]
+    assert got[exercise] < full[exercise], (mistake, rep["tests"])
+    others = {k: (got[k], full[k]) for k in got if k != exercise and got[k] != full[k]}
+    assert not others, (mistake, others)
+    assert not any(f.startswith("delegation") for f in rep["flags"]), rep["flags"]
+
+
+DELEGATED_CAST = '''def cast_outcome(x, dtype):
+    x = np.asarray(x, dtype=np.float64)
+    dt = torch.float16 if dtype == "float16" else torch.bfloat16
+    y = torch.tensor(x).to(dt).double().numpy()
+    out = np.full(x.shape, "ok", dtype="<U9")
+    out[(y != 0) & (np.abs(y) < torch.finfo(dt).smallest_normal)] = "subnormal"
+    out[(y == 0) & (x != 0)] = "underflow"
+    out[np.isinf(y)] = "overflow"
+    out[~np.isfinite(x)] = "nonfinite"
+    return out'''
+DELEGATED_SCALER = '''class DynamicLossScaler(torch.amp.GradScaler):
+    def __init__(self, init_scale=2.0**16, growth_factor=2.0, backoff_factor=0.5,
+                 growth_interval=2000):
+        super().__init__("cpu", init_scale, growth_factor, backoff_factor, growth_interval)
+
+    def unscale_(self, optimizer):
+        super().unscale_(optimizer)
+        return False'''
+
+
+@pytest.mark.slow
+def test_casting_with_torch_or_wrapping_gradscaler_scores_zero(tmp_path):
+    from conftest import check_json, copy_with
+
+    path = copy_with(SOLUTION, tmp_path / "07_low_precision.ipynb",
+                     {"cast_outcome": DELEGATED_CAST, "DynamicLossScaler": DELEGATED_SCALER})
+    rep = check_json(path)
+    got = {}
+    for t in rep["tests"]:
+        key = t["exercise"] or t["grade_id"]
+        got[key] = got.get(key, 0.0) + t["score"]
+    assert got["cast_outcome"] == 0 and got["DynamicLossScaler"] == 0, rep["tests"]
+    assert got["mixed_precision_step"] == 4 and got["lost_update_fraction"] == 3
+    flags = " ".join(rep["flags"])
+    assert "delegation: cast_outcome" in flags and "delegation: DynamicLossScaler" in flags

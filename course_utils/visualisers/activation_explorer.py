@@ -170,8 +170,7 @@ class ActivationExplorer(Visualiser):
     def compute(self, params):
         return activation_data(**{**params, "activations": tuple(params["activations"])})
 
-    def plot(self, data, fig=None):
-        return plot_activations(data, fig=fig)
+    plot_function = staticmethod(plot_activations)
 
     def make_controls(self):
         import ipywidgets as w

@@ -101,10 +101,11 @@ def _ipywidgets_importable() -> bool:
 class Visualiser:
     """Base class: a parameter dict, a pure data function, a pure plot function, and widgets.
 
-    Subclasses set ``name`` and ``defaults`` (parameter name -> value) and define
-    ``compute(params) -> data``, ``plot(data, fig=None) -> Figure`` and
-    ``make_controls() -> {param: widget}``; optionally ``sync_controls(key)`` (move controls
-    that depend on ``key``) and ``control_rows()`` (lay the controls out). Every control writes
+    Subclasses set ``name`` and ``defaults`` (parameter name -> value), define
+    ``compute(params) -> data`` and ``plot(data, fig=None) -> Figure`` (or set
+    ``data_function`` and ``plot_function``) and ``make_controls() -> {param: widget}``;
+    optionally ``sync_controls(key)`` (move controls that depend on ``key``) and
+    ``control_rows()`` (lay the controls out). Every control writes
     one parameter; each change triggers exactly one redraw (``n_draws`` counts them, and
     ``last_update_ms`` times the last one kernel-side: compute + plot + PNG). ``render()``
     computes and plots without widgets; ``set(**params)`` changes several parameters at once;
@@ -132,13 +133,27 @@ class Visualiser:
         self._status = None
         self._suspend = False
 
-    # -- the pure part -------------------------------------------------------------------
-    def compute(self, params: dict) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+    #: Shortcut for the common case: the pure data function (``**params -> data``) and plot
+    #: function (``(data, fig=None) -> Figure``), set as ``staticmethod(...)``; ``compute`` and
+    #: ``plot`` call them unless a subclass defines its own.
+    data_function = None
+    plot_function = None
 
-    def plot(self, data, fig: Figure | None = None) -> Figure:  # pragma: no cover - abstract
-        """Draw ``data``; into ``fig`` (emptied first) when it was made by this plot before."""
-        raise NotImplementedError
+    # -- the pure part -------------------------------------------------------------------
+    def compute(self, params: dict) -> Any:
+        """Data for ``params`` (by default ``data_function(**params)``)."""
+        if self.data_function is None:
+            raise NotImplementedError(f"{type(self).__name__} sets no data_function and "
+                                      "defines no compute()")
+        return self.data_function(**params)
+
+    def plot(self, data, fig: Figure | None = None) -> Figure:
+        """Draw ``data``; into ``fig`` (emptied first) when it was made by this plot before
+        (by default ``plot_function(data, fig=fig)``)."""
+        if self.plot_function is None:
+            raise NotImplementedError(f"{type(self).__name__} sets no plot_function and "
+                                      "defines no plot()")
+        return self.plot_function(data, fig=fig)
 
     def make_controls(self) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -125,11 +125,8 @@ class BatchNormExplorer(Visualiser):
     defaults = {"batch_size": 16, "momentum": 0.1, "mode": "train", "steps": 50}
     layout_columns = 2
 
-    def compute(self, params):
-        return batchnorm_data(**params)
-
-    def plot(self, data, fig=None):
-        return plot_batchnorm(data, fig=fig)
+    data_function = staticmethod(batchnorm_data)
+    plot_function = staticmethod(plot_batchnorm)
 
     def make_controls(self):
         import ipywidgets as w

@@ -143,8 +143,7 @@ class ClippingGeometry(Visualiser):
     def compute(self, params):
         return clipping_data(**params, trace=self.trace)
 
-    def plot(self, data, fig=None):
-        return plot_clipping(data, fig=fig)
+    plot_function = staticmethod(plot_clipping)
 
     def make_controls(self):
         p = self.params

@@ -106,11 +106,8 @@ class GradientFlowExplorer(Visualiser):
     defaults = {"depth": 20, "width": 64, "activation": "sigmoid", "init": "pytorch_default"}
     layout_columns = 2
 
-    def compute(self, params):
-        return gradient_flow_data(**params)
-
-    def plot(self, data, fig=None):
-        return plot_gradient_flow(data, fig=fig)
+    data_function = staticmethod(gradient_flow_data)
+    plot_function = staticmethod(plot_gradient_flow)
 
     def make_controls(self):
         p = self.params

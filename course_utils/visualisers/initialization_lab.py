@@ -162,11 +162,8 @@ class InitializationLab(Visualiser):
                 "gain_mult": 1.0, "layer": 10}
     layout_columns = 3
 
-    def compute(self, params):
-        return init_lab_data(**params)
-
-    def plot(self, data, fig=None):
-        return plot_initialization(data, fig=fig)
+    data_function = staticmethod(init_lab_data)
+    plot_function = staticmethod(plot_initialization)
 
     def make_controls(self):
         p = self.params

@@ -144,7 +144,7 @@ class FloatFormatExplorer(Visualiser):
     def make_controls(self):
         p = self.params
         return {
-            "value": log_slider("value", p["value"], -45, 39, step=0.25, readout_format=".3g"),
+            "value": log_slider("value", p["value"], -45, 39, step=0.25, readout_format=".2e"),
             "scale_exp": int_slider("loss scale exponent k (scale 2^k)", p["scale_exp"], 0, 32),
         }
 

@@ -370,8 +370,8 @@ class Row:
     assignment: str
     score: float
     max_score: float
-    status: str
-    report: dict | None = None
+    status: Status
+    report: Report | None = None
     path: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -532,14 +532,14 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _row_from(report: dict, sub: Submission, max_scores: dict) -> Row:
-    status = Status(report.get("status", Status.GRADER_ERROR))
-    max_score = report.get("max_score") or max_scores.get(sub.assignment, 0.0)
+def _row_from(data: dict, sub: Submission, max_scores: dict) -> Row:
+    rep = Report.from_dict(data)
+    max_score = rep.max_score or max_scores.get(sub.assignment, 0.0)
     notes = list(sub.notes)
-    if report.get("message"):
-        notes.append(report["message"])
-    return Row(sub.student, sub.assignment, float(report.get("score") or 0.0), float(max_score),
-               status, report, sub.path, notes)
+    if rep.message:
+        notes.append(rep.message)
+    return Row(sub.student, sub.assignment, float(rep.score or 0.0), float(max_score),
+               rep.status, rep, sub.path, notes)
 
 
 def _counts(rows: list[Row]) -> dict[str, int]:
@@ -565,10 +565,10 @@ def _write_scores(out: Path, rows: list[Row]) -> None:
     w.writerow(["student_id", "assignment", "grade_id", "exercise", "score", "max_score",
                 "passed", "message"])
     for r in rows:
-        for t in (r.report or {}).get("tests", []):
-            first = (t.get("message") or "").splitlines()
-            w.writerow([r.student_id, r.assignment, t["grade_id"], t.get("exercise") or "",
-                        f"{t['score']:g}", f"{t['max_score']:g}", int(bool(t["passed"])),
+        for t in (r.report.tests if r.report else []):
+            first = t.message.splitlines()
+            w.writerow([r.student_id, r.assignment, t.grade_id, t.exercise or "",
+                        f"{t.score:g}", f"{t.max_score:g}", int(bool(t.passed)),
                         first[0] if first else ""])
     _atomic_write(out / "scores.csv", buf.getvalue())
 
@@ -594,27 +594,27 @@ def _write_feedback(out: Path, row: Row, a: Assignment) -> None:
     from .notebooks import InvalidNotebook, grade_id, is_test, read_notebook, visible_source
 
     esc = html.escape
-    rep = row.report or {}
+    rep = row.report or Report.failed(a.name, row.path or "", row.status, "")
     parts = [f"<h1>{esc(a.name)}: feedback for {esc(row.student_id)}</h1>",
              f"<p class=score>Score: <b>{row.score:g} / {row.max_score:g}</b> (autograded)"]
-    manual = sum(m.get("max_score", 0) for m in rep.get("manual", []))
+    manual = sum(m.get("max_score", 0) for m in rep.manual)
     if manual:
         parts.append(f" &middot; {manual:g} more points are graded by hand")
     parts.append(f"</p><p>Status: {esc(STATUS_TEXT.get(row.status, row.status))}</p>")
     for note in row.notes:
         parts.append(f"<p class=note>{esc(note)}</p>")
-    verdicts = {t["grade_id"]: t for t in rep.get("tests", [])}
+    verdicts = {t.grade_id: t for t in rep.tests}
     if verdicts:
         parts.append("<table><tr><th>test</th><th>exercise</th><th>points</th>"
                      "<th>result</th></tr>")
         for t in verdicts.values():
-            msg = esc(t.get("message") or "")
-            parts.append(f"<tr class={'ok' if t['passed'] else 'fail'}><td>{esc(t['grade_id'])}"
-                         f"</td><td>{esc(t.get('exercise') or '')}</td><td>{t['score']:g} / "
-                         f"{t['max_score']:g}</td><td><pre>{'passed' if t['passed'] else msg}"
+            msg = esc(t.message)
+            parts.append(f"<tr class={'ok' if t.passed else 'fail'}><td>{esc(t.grade_id)}"
+                         f"</td><td>{esc(t.exercise or '')}</td><td>{t.score:g} / "
+                         f"{t.max_score:g}</td><td><pre>{'passed' if t.passed else msg}"
                          f"</pre></td></tr>")
         parts.append("</table>")
-    for flag in rep.get("flags", []):
+    for flag in rep.flags:
         parts.append(f"<p class=note>{esc(flag)}</p>")
     if row.path:
         try:
@@ -633,8 +633,8 @@ def _write_feedback(out: Path, row: Row, a: Assignment) -> None:
                 parts.append(f"<{tag}>{esc(src)}</pre>")
                 if gid in verdicts:
                     t = verdicts[gid]
-                    parts.append(f"<p class={'ok' if t['passed'] else 'fail'}>"
-                                 f"{esc(gid)}: {t['score']:g} / {t['max_score']:g}</p>")
+                    parts.append(f"<p class={'ok' if t.passed else 'fail'}>"
+                                 f"{esc(gid)}: {t.score:g} / {t.max_score:g}</p>")
     style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto}pre{background:#f6f6f6;"
              "padding:.5em;white-space:pre-wrap}pre.md{background:#fff;border-left:3px solid "
              "#ccc}.ok{color:#006d2c}.fail{color:#b30000}table{border-collapse:collapse}"

@@ -11,8 +11,9 @@ here (never executed). The exercise gets 0, with a flag that says why, when its 
   computed name, ``globals()``/``locals()``/``vars()``, dunder attributes (except a few such as
   ``__init__`` and ``__name__``), frames and tracebacks (``tb_frame``, ``f_back``,
   ``f_globals``...), the IPython shell (``get_ipython``, ``display``, ``In``/``Out``), modules
-  such as ``sys``, ``inspect``, ``gc``, ``ctypes``, ``builtins``, ``importlib``, ``IPython``,
-  the kernel's messaging, modules that are not installed (a file the notebook wrote), or the
+  such as ``inspect``, ``gc``, ``ctypes``, ``builtins``, ``importlib``, ``IPython``,
+  the kernel's messaging (``sys`` only for ``sys.stdout``, ``sys.stderr`` and a few
+  constants), modules that are not installed (a file the notebook wrote), or the
   test helpers (``course_utils.testing``, ``check_close``...);
 * changes a module (``torch.sigmoid = ...``, ``np.random = ...``, ``setattr(np, ...)``) or passes
   a module around as a value (``m = np``, ``patch(torch)``), the only ways to patch one.
@@ -29,6 +30,7 @@ import sys
 from dataclasses import dataclass, field
 
 from .slicing import Slicer, Unit
+from .slicing import is_module as _is_module
 
 DYNAMIC_NAMES = {"eval", "exec", "compile", "__import__", "globals", "locals", "vars",
                  "breakpoint", "__builtins__", "importlib", "builtins", "__dict__",
@@ -39,8 +41,15 @@ SHELL_NAME_RE = re.compile(r"^_(i|ii|iii|oh|ih)?\d+$")
 HELPER_NAMES = {"check_close", "check_equal", "check_between", "outcome", "warnings_raised",
                 "set_mode", "get_mode", "RECORD_MIME", "judge", "decode", "_emit", "_check",
                 "_state"}
+# ``sys`` itself is allowed for these attributes only (``print(..., file=sys.stderr)``)
+SYS_ALLOWED = {"stdout", "stderr", "float_info", "int_info", "maxsize", "version",
+               "version_info", "platform", "byteorder", "getsizeof", "float_repr_style"}
+# attributes of the kernel's streams and shell that lead to its messaging
+KERNEL_ATTRS = {"session", "pub_thread", "iopub_socket", "iopub_thread", "parent_header",
+                "comm_manager", "display_pub", "displayhook", "excepthook", "user_ns",
+                "user_global_ns", "kernel", "shell"}
 DENIED_MODULES = {
-    "sys", "inspect", "gc", "ctypes", "builtins", "traceback", "linecache", "IPython",
+    "inspect", "gc", "ctypes", "builtins", "traceback", "linecache", "IPython",
     "ipykernel", "ipywidgets", "jupyter_client", "jupyter_core", "zmq", "comm", "tornado",
     "importlib", "pickle", "marshal", "copyreg", "dill", "cloudpickle", "shelve", "code",
     "codeop", "runpy", "types", "dis", "pdb", "bdb", "faulthandler", "atexit", "signal",
@@ -98,9 +107,23 @@ def scan(tree: ast.AST, module_at=lambda name: None) -> tuple[list[str], list[st
     dotted: list[str] = []
     bad: list[str] = []
     parents: dict[ast.AST, ast.AST] = {}
+    local: dict[str, str] = {}  # modules imported inside the statement (in a function body)
     for node in ast.walk(tree):
         for child in ast.iter_child_nodes(node):
             parents[child] = node
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                name = alias.asname or alias.name.split(".")[0]
+                local[name] = alias.name if alias.asname else name
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                if _is_module(f"{node.module}.{alias.name}"):
+                    local[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    outer = module_at
+
+    def module_at(name):  # noqa: F811 - the statement's own imports first
+        return local.get(name) or outer(name)
+
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
             name = node.id
@@ -129,6 +152,12 @@ def scan(tree: ast.AST, module_at=lambda name: None) -> tuple[list[str], list[st
                 bad.append(f"uses the dunder attribute `{d}`")
             elif d == "sys.modules" or "course_utils.testing" in d:
                 bad.append(f"reaches `{d}`")
+            elif attr in KERNEL_ATTRS:
+                bad.append(f"reaches the kernel's messaging through `{d}`")
+            if isinstance(node.value, ast.Name) and module_at(node.value.id) == "sys" \
+                    and attr not in SYS_ALLOWED:
+                bad.append(f"uses `{d}`; of `sys` only {', '.join(sorted(SYS_ALLOWED))} may "
+                           "be used")
             if isinstance(node.ctx, ast.Store | ast.Del):
                 root = _root_name(node)
                 if root and module_at(root):
@@ -148,6 +177,9 @@ def scan(tree: ast.AST, module_at=lambda name: None) -> tuple[list[str], list[st
                     bad.append(f"uses `from {mod} import *`; import the names you use")
                 if full in ("course_utils.testing", "sys.modules") or alias.name in HELPER_NAMES:
                     bad.append(f"reaches `{full}`")
+                elif mod == "sys" and alias.name not in SYS_ALLOWED:
+                    bad.append(f"imports `{full}`; of `sys` only "
+                               f"{', '.join(sorted(SYS_ALLOWED))} may be used")
             bad.extend(_import_rule(mod))
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
                 and node.func.id in ATTR_FUNCTIONS:
@@ -191,6 +223,7 @@ def _import_rule(module: str) -> list[str]:
 def vet(units: list[Unit], slicer: Slicer | None, forbid: list[str]) -> list[Finding]:
     """Findings for the student units of one slice (empty: the slice may run)."""
     student = [u for u in units if not u.trusted]
+    imported = _trusted_imports(slicer.units if slicer is not None else [])
     reads: set[str] = set()
     for u in student:
         reads |= u.top_reads | u.body_reads
@@ -209,6 +242,13 @@ def vet(units: list[Unit], slicer: Slicer | None, forbid: list[str]) -> list[Fin
         if isinstance(u.tree, ast.Import | ast.ImportFrom) and u.binds <= set(u.modules) \
                 and not (u.binds & reads):
             continue
+        # a name the instructor's cells import stands for what it imports
+        for name in sorted((u.top_reads | u.body_reads) & set(imported)):
+            for path in sorted(imported[name] - {name}):
+                if any(matches(path, entry) for entry in forbid):
+                    out.append(Finding(f"uses `{name}` (in {u.where}), which the instructor's "
+                                       f"cells import from `{path}` and which does the "
+                                       "exercise's work; write it yourself", forbidden=True))
         for d in dotted:
             for entry in forbid:
                 if matches(d, entry):
@@ -220,6 +260,22 @@ def vet(units: list[Unit], slicer: Slicer | None, forbid: list[str]) -> list[Fin
             seen.add(f.text)
             unique.append(f)
     return unique
+
+
+def _trusted_imports(units: list[Unit]) -> dict[str, set[str]]:
+    """Name -> what it imports, for every import statement of the instructor's cells."""
+    out: dict[str, set[str]] = {}
+    for v in units:
+        if not v.trusted or not isinstance(v.tree, ast.Import | ast.ImportFrom):
+            continue
+        for alias in v.tree.names:
+            if isinstance(v.tree, ast.Import):
+                name = alias.asname or alias.name.split(".")[0]
+                path = alias.name if alias.asname else name
+            else:
+                name, path = alias.asname or alias.name, f"{v.tree.module}.{alias.name}"
+            out.setdefault(name, set()).add(path)
+    return out
 
 
 # ----------------------------------------------------------------------------- compatibility
@@ -244,11 +300,13 @@ def analyse(key: str, source: str) -> CellCode:
         cell.tree = ast.parse(strip_magics(source))
     except SyntaxError:
         return cell
-    modules: set[str] = set()
+    modules: dict[str, str] = {}
     for node in ast.walk(cell.tree):
         if isinstance(node, ast.Import):
-            modules |= {(a.asname or a.name.split(".")[0]) for a in node.names}
-    cell.dotted, bad = scan(cell.tree, lambda name: name in modules)
+            for a in node.names:
+                name = a.asname or a.name.split(".")[0]
+                modules[name] = a.name if a.asname else name
+    cell.dotted, bad = scan(cell.tree, modules.get)
     cell.dynamic = bad
     for node in ast.walk(cell.tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):

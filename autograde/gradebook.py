@@ -28,7 +28,7 @@ from pathlib import Path
 import nbformat
 
 from .course import Assignment, CourseError
-from .report import Status
+from .report import Report, Status, TestResult
 
 CONFIG = '''"""nbgrader configuration of this grading folder (from python -m autograde grade)."""
 import os
@@ -104,22 +104,22 @@ def _nbg(cell) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
-def _verdict_output(test: dict | None, status: str):
+def _verdict_output(test: TestResult | None, status: str):
     if test is None:
         return nbformat.v4.new_output("error", ename="NotGraded", evalue=status,
                                       traceback=[f"not graded: {status}"])
-    if test["passed"]:
+    if test.passed:
         return nbformat.v4.new_output(
-            "stream", name="stdout", text=f"passed: {test['score']:g} / {test['max_score']:g}\n")
-    msg = test.get("message") or "failed"
+            "stream", name="stdout", text=f"passed: {test.score:g} / {test.max_score:g}\n")
+    msg = test.message or "failed"
     return nbformat.v4.new_output("error", ename="TestFailed", evalue=msg.splitlines()[0],
                                   traceback=msg.splitlines())
 
 
-def autograded_notebook(released, student_nb, report: dict):
+def autograded_notebook(released, student_nb, report: Report):
     """The student's notebook with the released locked/test cells and verdict outputs."""
     rel_by_id = {_nbg(c).get("grade_id"): c for c in released.cells if _nbg(c).get("grade_id")}
-    verdicts = {t["grade_id"]: t for t in report.get("tests", [])}
+    verdicts = {t.grade_id: t for t in report.tests}
     out = copy.deepcopy(released)
     cells, used = [], set()
     for cell in (student_nb.cells if student_nb is not None else []):
@@ -146,11 +146,11 @@ def autograded_notebook(released, student_nb, report: dict):
         gid = _nbg(cell).get("grade_id")
         if cell.get("cell_type") == "code" and _nbg(cell).get("grade") and \
                 not _nbg(cell).get("solution"):
-            cell["outputs"] = [_verdict_output(verdicts.get(gid), report.get("status", "?"))]
+            cell["outputs"] = [_verdict_output(verdicts.get(gid), report.status)]
     if student_nb is None:
         note = nbformat.v4.new_markdown_cell(
-            f"**The submitted file could not be graded** ({report.get('status')}): "
-            f"{report.get('message', '')}")
+            f"**The submitted file could not be graded** ({report.status}): "
+            f"{report.message}")
         cells.insert(0, note)
     out.cells = cells
     return out
@@ -199,12 +199,12 @@ def sync_gradebook(folder: Path, assigns: list[Assignment], rows,
             stu_src = {}
             for c in (student_nb.cells if student_nb is not None else []):
                 stu_src.setdefault(_nbg(c).get("grade_id"), c.get("source", ""))
-            verdicts = {t["grade_id"]: t for t in row.report.get("tests", [])}
+            verdicts = {t.grade_id: t for t in row.report.tests}
             notebook = gb.find_notebook(a, a)
             for gc in notebook.grade_cells:
                 grade = gb.find_grade(gc.name, a, a, row.student_id)
                 if gc.name in verdicts:
-                    grade.auto_score = float(verdicts[gc.name]["score"])
+                    grade.auto_score = float(verdicts[gc.name].score)
                 elif gc.cell_type == "code" and not _is_solution(released, gc.name):
                     grade.auto_score = 0.0  # a test the grader could not run (invalid file)
                 else:  # written answer: nothing to grade when it was left as released

@@ -61,7 +61,9 @@ EXPECTED = {  # student: (score, status) out of 7 autograded points
     "ben": (0.0, "graded"),  # the released notebook, untouched
     "cam": (5.0, "graded"),  # sigmoid's sign slip passes at 0 only: loses the hidden 2
     "dee": (0.0, "invalid_notebook"),  # not JSON at all
-    "eve": (0.0, "graded"),  # patched check helpers record nothing: no test can pass
+    # the detached process and the patched helpers are statements no test needs: they never
+    # run (issue 10), and square's own definition beside them earns its 3 points
+    "eve": (3.0, "graded"),
     "fay": (0.0, "missing"),  # a folder with no notebook
     "gus": (0.0, "missing"),  # only on the roster
     "hal": (4.0, "kernel_died"),  # os._exit in sigmoid: only sigmoid's 3 points are lost

@@ -17,7 +17,7 @@ from conftest import check_json, run_autograde
 
 from autograde.grader import _judge_cell, plan
 from autograde.runner import CellResult
-from autograde.slicing import Slicer, student_units, trusted_unit
+from autograde.slicing import Slicer, student_units, trusted_units
 
 STUB = "def sigmoid(x):\n    return np.zeros_like(np.asarray(x, dtype=float))"
 GOOD = ("def sigmoid(x):\n    x = np.asarray(x, dtype=float)\n    e = np.exp(-np.abs(x))\n"
@@ -90,8 +90,8 @@ def _units(*cells):
         if kind == "student":
             units += student_units(src, i, f"your cell {i + 1}", len(units))
         else:
-            units.append(trusted_unit(src, len(units), i, "test" if kind == "test" else "setup",
-                                      None, f"cell {i + 1}"))
+            units += trusted_units(src, i, "test" if kind == "test" else "setup", None,
+                                   f"cell {i + 1}", len(units))
     return units
 
 
@@ -105,8 +105,8 @@ def test_slices_follow_statements_not_cells():
         ("student", "sigmoid = lambda x: torch.sigmoid(x)"),
     )
     slicer = Slicer(units)
-    test = next(u.pos for u in units if u.kind == "test")
-    got = {units[i].source for i in slicer.closure(test) if not units[i].trusted}
+    test = [u.pos for u in units if u.kind == "test"]
+    got = {units[i].source for i in slicer.closure(*test) if not units[i].trusted}
     # the unused torch alias, the shell hook and the later rebinding are not in the slice
     assert got == {"import numpy as np", "def sigmoid(x):\n    return helper(x)",
                    "def helper(x):\n    return 1 / (1 + np.exp(-x))"}
@@ -120,7 +120,7 @@ def test_a_rebinding_between_answer_and_test_is_what_the_test_uses():
         ("test", "check_close('s', sigmoid(0.0), 0.5)"),
     )
     slicer = Slicer(units)
-    got = {units[i].source for i in slicer.closure(3)}
+    got = {units[i].source for i in slicer.closure(len(units) - 1)}
     assert "sigmoid = fake" in got and "def sigmoid(x):\n    return x" not in got
     # ``fake`` is read where ``sigmoid = fake`` stands: its later binding does not count
     assert "fake = 1" not in got
@@ -134,8 +134,8 @@ def test_changes_to_an_object_the_test_reads_join_the_slice():
         ("test", "check_close('s', sigmoid(0.0), 0.5)"),
     )
     slicer = Slicer(units)
-    test = next(u.pos for u in units if u.kind == "test")
-    got = {units[i].source for i in slicer.closure(test)}
+    test = [u.pos for u in units if u.kind == "test"]
+    got = {units[i].source for i in slicer.closure(*test)}
     assert "table['f'] = torch.sigmoid" in got
     assert not any("unrelated" in s for s in got)
 
@@ -352,7 +352,8 @@ FAIR = {
                           "plt.legend()\nplt.show()"}),
     "unused_torch_import": dict(answers={"sigmoid": "import numpy as np, torch\n" + GOOD}),
     "prints_and_warnings": dict(answers={"sigmoid": GOOD.replace(
-        "    return", "    import warnings\n    print('sigmoid of', x.shape)\n"
+        "    return", "    import sys, warnings\n    print('sigmoid of', x.shape)\n"
+        "    print('to stderr', file=sys.stderr)\n"
         "    warnings.warn('checking')\n    return")}),
 }
 
@@ -393,4 +394,41 @@ def test_check_and_grade_give_identical_scores(make, env, tmp_path):
     autograded = (out / "nbgrader" / "autograded" / "cyd" / "01_mini" / "01_mini.ipynb")
     for text in (html, autograded.read_text()):  # (the student's own source is shown)
         assert "10000" not in text and "LEAKED-INPUTS [" not in text
-        assert "PRINTED-FROM-SIGMOID [" not in text and "ValueError" not in text
+        assert "PRINTED-FROM-SIGMOID [" not in text
+
+
+# ============================================================================ notebook 01
+@pytest.mark.slow
+def test_the_issue_cases_on_notebook_01(tmp_path):
+    """The cases of issue 10 on the real 01_activations: one added cell that makes the
+    helpers publish the expected value earned 71/71 on stubs; an unused ``import torch``
+    beside a correct answer cost 64 of 71 points."""
+    from autograde.course import assignments
+
+    a = next(x for x in assignments() if x.name == "01_activations")
+    stubs = build(a.release, tmp_path / "attack" / "01_activations.ipynb",
+                  after={"sigmoid": PUBLISH_EXPECTED})
+    rep = check_json(stubs)
+    assert rep["score"] == 0 and rep["max_score"] == 71, rep["score"]
+    sol = json.loads(a.source.read_text())
+    answer = next(c for c in sol["cells"] if _nbg(c).get("grade_id") == "sigmoid")
+    fair = build(a.source, tmp_path / "fair" / "01_activations.ipynb",
+                 answers={"sigmoid": "import numpy as np, torch\n" + "".join(answer["source"])})
+    rep = check_json(fair)
+    assert rep["score"] == rep["max_score"] == 71, [t for t in rep["tests"] if not t["passed"]]
+    assert not any(f.startswith("delegation") for f in rep["flags"]), rep["flags"]
+
+
+def test_a_reference_the_instructors_cells_import_is_still_forbidden():
+    from autograde.delegation import vet
+
+    units = _units(
+        ("test", "from course_utils.activations import torch_activation as ref\n"
+                 "check_close('relu6', relu6(1.0), ref('relu6', 1.0))"),
+        ("student", "def relu6(x):\n    return ref('relu6', x)"),
+        ("test", "check_close('relu6', relu6(7.0), 6.0)"),
+    )
+    slicer = Slicer(units)
+    test = [u.pos for u in units if u.cell == 2]
+    found = vet([units[i] for i in sorted(slicer.closure(*test))], slicer, ["course_utils"])
+    assert found and "course_utils.activations.torch_activation" in found[0].text

@@ -26,6 +26,8 @@ CASES = {
     "gradient_flow": ("GradientFlowExplorer", "depth", (25, 20), 250),
     "initialization_lab": ("InitializationLab", "gain_mult", (1.5, 1.0), 250),
     "training_doctor": ("TrainingDoctor", "lr", (0.3, 0.1), 250),
+    "rnn_gradient_explorer": ("RNNGradientExplorer", "radius", (1.2, 0.9), 250),
+    "float_format_explorer": ("FloatFormatExplorer", "scale_exp", (4, 0), 250),
 }
 TARGET_MS = {name: case[3] for name, case in CASES.items()}
 

@@ -56,12 +56,14 @@ VISUALISERS = {
     "batch_norm_explorer": ("tug-batch-norm-explorer", "momentum", ["ArrowRight"]),
     "clipping_geometry": ("tug-clipping-geometry", "clip", ["ArrowRight"]),
     "training_doctor": ("tug-training-doctor", "steps", ["End"]),  # a long run, then Stop
+    "rnn_gradient_explorer": ("tug-rnn-gradient-explorer", "radius", ["ArrowRight"]),
     "float_format_explorer": ("tug-float-format-explorer", "scale_exp", ["ArrowRight"]),
 }
 CLASSES = {"GradientFlowExplorer": "gradient_flow_explorer",
            "ActivationExplorer": "activation_explorer",
            "InitializationLab": "initialization_lab", "BatchNormExplorer": "batch_norm_explorer",
            "ClippingGeometry": "clipping_geometry", "TrainingDoctor": "training_doctor",
+           "RNNGradientExplorer": "rnn_gradient_explorer",
            "FloatFormatExplorer": "float_format_explorer"}
 
 FIRST_FIGURE_TIMEOUT_MS = 120_000  # kernel start + importing torch on a busy 2-core machine

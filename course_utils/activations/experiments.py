@@ -10,24 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from course_utils.activations.functions import (
-    elu,
-    elu_grad,
-    gelu,
-    gelu_grad,
-    leaky_relu,
-    leaky_relu_grad,
-    relu,
-    relu6,
-    relu6_grad,
-    relu_grad,
-    selu,
-    selu_grad,
-    sigmoid,
-    sigmoid_grad,
-    tanh,
-    tanh_grad,
-)
+from course_utils.activations import functions as f
 
 
 # --------------------------------------------------------------------------- dead ReLUs
@@ -126,14 +109,14 @@ def torch_activation(name: str, x, grad: bool = False, **params) -> np.ndarray:
 def reference_activations() -> dict[str, tuple[Callable, Callable]]:
     """``{name: (f, f')}`` for the activations of ``notebooks/01_activations`` (defaults)."""
     return {
-        "sigmoid": (sigmoid, sigmoid_grad),
-        "tanh": (tanh, tanh_grad),
-        "ReLU": (relu, relu_grad),
-        "ReLU6": (relu6, relu6_grad),
-        "leaky ReLU (0.1)": (lambda x: leaky_relu(x, 0.1), lambda x: leaky_relu_grad(x, 0.1)),
-        "ELU": (elu, elu_grad),
-        "SELU": (selu, selu_grad),
-        "GELU": (gelu, gelu_grad),
+        "sigmoid": (f.sigmoid, f.sigmoid_grad),
+        "tanh": (f.tanh, f.tanh_grad),
+        "ReLU": (f.relu, f.relu_grad),
+        "ReLU6": (f.relu6, f.relu6_grad),
+        "leaky ReLU (0.1)": (lambda x: f.leaky_relu(x, 0.1), lambda x: f.leaky_relu_grad(x, 0.1)),
+        "ELU": (f.elu, f.elu_grad),
+        "SELU": (f.selu, f.selu_grad),
+        "GELU": (f.gelu, f.gelu_grad),
     }
 
 

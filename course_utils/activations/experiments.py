@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from course_utils.activations import functions as f
+from course_utils.activations import functions as fns
 
 
 # --------------------------------------------------------------------------- dead ReLUs
@@ -109,14 +109,15 @@ def torch_activation(name: str, x, grad: bool = False, **params) -> np.ndarray:
 def reference_activations() -> dict[str, tuple[Callable, Callable]]:
     """``{name: (f, f')}`` for the activations of ``notebooks/01_activations`` (defaults)."""
     return {
-        "sigmoid": (f.sigmoid, f.sigmoid_grad),
-        "tanh": (f.tanh, f.tanh_grad),
-        "ReLU": (f.relu, f.relu_grad),
-        "ReLU6": (f.relu6, f.relu6_grad),
-        "leaky ReLU (0.1)": (lambda x: f.leaky_relu(x, 0.1), lambda x: f.leaky_relu_grad(x, 0.1)),
-        "ELU": (f.elu, f.elu_grad),
-        "SELU": (f.selu, f.selu_grad),
-        "GELU": (f.gelu, f.gelu_grad),
+        "sigmoid": (fns.sigmoid, fns.sigmoid_grad),
+        "tanh": (fns.tanh, fns.tanh_grad),
+        "ReLU": (fns.relu, fns.relu_grad),
+        "ReLU6": (fns.relu6, fns.relu6_grad),
+        "leaky ReLU (0.1)": (lambda x: fns.leaky_relu(x, 0.1),
+                             lambda x: fns.leaky_relu_grad(x, 0.1)),
+        "ELU": (fns.elu, fns.elu_grad),
+        "SELU": (fns.selu, fns.selu_grad),
+        "GELU": (fns.gelu, fns.gelu_grad),
     }
 
 

@@ -191,10 +191,12 @@ class Trainer:
     to ``n`` more steps, recording as it goes (the arrays of :class:`RunResult`, filled up to
     ``step``); ``done`` is True when all ``cfg.steps`` ran or the loss became inf or NaN;
     ``result()`` finishes the run (last checkpoint, evaluation) and returns the
-    :class:`RunResult`. The training doctor widget drives one of these from a thread.
+    :class:`RunResult`. Activation statistics are measured on the first ``probe_size`` training
+    samples. The training doctor widget drives one of these from a thread.
     """
 
-    def __init__(self, cfg: RunConfig, data, seed: int = 0, keep_model: bool = False):
+    def __init__(self, cfg: RunConfig, data, seed: int = 0, keep_model: bool = False,
+                 probe_size: int = 256):
         self.t0 = time.perf_counter()
         self.cfg, self.seed, self.keep_model = cfg, seed, keep_model
         self.x_train, self.y_train, self.x_test, self.y_test = data
@@ -204,7 +206,7 @@ class Trainer:
         n_lin = len(self.linears)
         self.loss_fn = nn.CrossEntropyLoss()
         self.gen = torch.Generator().manual_seed(20_000 + seed)
-        self.probe_x = self.x_train[:256]
+        self.probe_x = self.x_train[:probe_size]
         steps = cfg.steps
         self.losses = np.full(steps, np.nan)
         self.grad_norms = np.full((steps, n_lin), np.nan)

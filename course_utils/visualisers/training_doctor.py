@@ -42,6 +42,7 @@ from .base import Visualiser, dropdown, float_slider, int_slider, log_slider
 OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 SATURATING = ("sigmoid", "tanh")
 N_CLASSES = 10  # scikit-learn's digits
+BATCH = 64  # mini-batch size, and the samples each step's activations are probed on
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,7 +55,8 @@ class TrainingRun:
     :class:`course_utils.in_practice.Trainer` on scikit-learn's digits, advanced in chunks.
 
     The widget's parameters become a :class:`course_utils.in_practice.RunConfig` (mini-batches
-    of 64, activations probed at every step, the optimizer's real step measured); ``history()``
+    of 64, activations probed on 64 samples at every step, the optimizer's real step
+    measured); ``history()``
     holds ``loss`` (T,), ``grad_norms`` (T, L) for the L Linear layers (input side first),
     ``update_ratio`` (T, L) as log10 std(Δw)/std(w), ``saturation`` (T, L-1): the saturated
     (sigmoid, tanh) or dead (ReLU) fraction of each hidden layer, and ``status`` ("running",
@@ -72,9 +74,9 @@ class TrainingRun:
         cfg = RunConfig(name="training doctor", activation=activation, init=init, depth=depth,
                         width=width, batch_norm=batch_norm, residual=residual,
                         clip=clip if clip > 0 else None, optimizer=optimizer, lr=lr,
-                        steps=steps, record_every=1, measure_steps=True)
+                        steps=steps, batch_size=BATCH, record_every=1, measure_steps=True)
         with single_thread():
-            self.trainer = Trainer(cfg, _digits(), seed=seed)
+            self.trainer = Trainer(cfg, _digits(), seed=seed, probe_size=BATCH)
         self.model = self.trainer.model
         self.total_steps = steps
         self.status = "running"

@@ -1,5 +1,6 @@
 """RNN gradients through time: the spectral radius of the recurrent weights against the norm of
-``d h_T / d h_t``, and how saturation of the tanh caps the growth.
+``d h_T / d h_t``, and how saturation of the tanh caps the growth (and, with large inputs,
+makes the gradient vanish at any radius).
 
 Shown in notebooks/06_architectures. The tanh RNN is ``h_t = tanh(W_hh h_{t-1} + W_xh x_t)``
 with ``W_hh`` a multiple of a random orthogonal matrix (every singular value equals the radius)
@@ -95,8 +96,9 @@ def plot_rnn_gradients(data: dict, fig: Figure | None = None) -> Figure:
     style_axes(ax_s, xlabel="time step t", ylabel="1 - mean tanh'(·) at step t",
                title="saturation of the hidden units")
     fig.suptitle("Look for: below radius 1 the gradient shrinks like radius ** distance; above 1 "
-                 "it grows until\nthe hidden units saturate (right), and saturation pulls it "
-                 "down again", fontsize=10)
+                 "it grows, far less than\nradius ** distance once the hidden units saturate "
+                 "(right); with large inputs saturation makes it vanish at any radius",
+                 fontsize=10)
     return fig
 
 

@@ -519,7 +519,7 @@ def grade_main(args) -> int:
          "counts": _counts(ordered), "seconds": round(time.monotonic() - t_start, 1),
          "protections": protections(), "notes": notes}, indent=1))
     _print_summary(out, ordered, time.monotonic() - t_start, backup)
-    return 1 if any(r.status == "grader_error" for r in ordered) else 0
+    return 1 if any(r.status == Status.GRADER_ERROR for r in ordered) else 0
 
 
 def testing_file() -> str:

@@ -192,3 +192,35 @@ def test_plots_are_pure_figures():
         assert isinstance(fig, Figure)
         assert fig.axes and all(ax.get_xlabel() for ax in fig.axes if ax.get_visible())
     assert dict(matplotlib.rcParams) == before
+
+
+def _per_layer_grad_factor(activation, init="xavier", depth=30, width=256):
+    r = I.layer_statistics(depth, width, activation, init, dtype=torch.float64)
+    return (r["grad_std"][0] / r["grad_std"][-1]) ** (1 / (depth - 1))
+
+
+def _std_across_inputs(activation, depth=30, width=256, init="xavier"):
+    x = torch.randn(512, width, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    model = I.build_mlp(depth, width, activation, init, torch.Generator().manual_seed(0),
+                        torch.float64)
+    with torch.no_grad():
+        model(x, keep=True)
+    a = model.activations[-1]
+    return a.mean().item(), a.std().item(), a.std(0).mean().item()
+
+
+def test_xavier_premise_fails_for_the_sigmoid():
+    """Notebook 02, section 7: Xavier keeps a linear stack, loses ~5%/layer with tanh, and
+    with the sigmoid shrinks the gradient's std by about sigma'(0) = 1/4 per layer while every
+    unit's output stops depending on the input (the printed 0.998, 0.949, 0.235, 3e-17)."""
+    assert _per_layer_grad_factor("linear") == pytest.approx(0.998, abs=0.01)
+    assert _per_layer_grad_factor("tanh") == pytest.approx(0.949, abs=0.01)
+    sig = _per_layer_grad_factor("sigmoid")
+    assert sig == pytest.approx(0.235, abs=0.01)
+    theory = I.predicted_stds(30, 256, "sigmoid", "xavier")["grad_std"][0] ** (1 / 29)
+    assert sig == pytest.approx(theory, rel=0.02)
+    mean, std_all, std_inputs = _std_across_inputs("sigmoid")
+    assert mean == pytest.approx(0.5, abs=0.02) and 0.1 < std_all < 0.15
+    assert std_inputs < 1e-12  # the outputs no longer depend on the input
+    assert _std_across_inputs("tanh")[2] > 0.1
+    assert _std_across_inputs("linear")[2] > 0.8

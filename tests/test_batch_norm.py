@@ -178,3 +178,38 @@ def test_plots_return_figures():
         bn.plot_layer_stats({"a": (np.zeros(3), np.ones(3))}),
     ]
     assert all(isinstance(f, Figure) for f in figs)
+
+
+def test_bn_depth_sweep_numbers_quoted_in_the_notebook():
+    # notebook 03, section 9: "about 3 at 12 hidden layers and about 4.5e4 at 60, about 1.22
+    # per added layer; without BN between about 0.2 and 0.4 at every depth"
+    depths = [12, 24, 36, 48, 60]
+    sweep = bn.bn_depth_sweep(depths)
+    with_bn, without_bn = sweep["BN"], sweep["no BN"]
+    assert 2.0 < with_bn[0] < 4.0
+    assert 2e4 < with_bn[-1] < 1e5
+    assert np.all(np.diff(np.log(with_bn)) > 0)  # grows at every step of the sweep
+    growth = (with_bn[-1] / with_bn[0]) ** (1 / 48)
+    assert 1.18 < growth < 1.26
+    assert np.all((without_bn > 0.15) & (without_bn < 0.5))
+
+
+def test_bn_depth_sweep_is_the_first_over_last_gradient_ratio():
+    from course_utils.nets import mlp
+
+    ratio = bn.bn_depth_sweep([5], seeds=[3])["BN"][0]
+    net = mlp(10, 3, depth=5, width=64, activation="relu", init="he", batch_norm="before", seed=3)
+    g = torch.Generator().manual_seed(10_003)
+    X = torch.randn(64, 10, generator=g)
+    y = torch.randint(0, 3, (64,), generator=g)
+    nn.functional.cross_entropy(net(X), y).backward()
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    expected = (linears[0].weight.grad.norm() / linears[-1].weight.grad.norm()).item()
+    assert ratio == pytest.approx(expected, rel=1e-5)
+
+
+def test_plot_depth_sweep_returns_a_figure():
+    from matplotlib.figure import Figure
+
+    fig = bn.plot_depth_sweep([12, 24], {"BN": [3.0, 40.0], "no BN": [0.2, 0.3]})
+    assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 3

@@ -15,6 +15,7 @@ training and measurements) and ``plots``.
 from course_utils.batch_norm.experiments import (
     NoisyBatchNorm1d,
     batch_stat_spread,
+    bn_depth_sweep,
     layer_input_drift,
     loss_along_gradient,
     make_mlp,
@@ -23,6 +24,7 @@ from course_utils.batch_norm.experiments import (
 )
 from course_utils.batch_norm.plots import (
     plot_batch_stat_spread,
+    plot_depth_sweep,
     plot_layer_grad_norms,
     plot_layer_stats,
     plot_loss_curves,
@@ -59,9 +61,11 @@ __all__ = [
     "layer_input_drift",
     "loss_along_gradient",
     "batch_stat_spread",
+    "bn_depth_sweep",
     "plot_loss_curves",
     "plot_layer_grad_norms",
     "plot_batch_stat_spread",
+    "plot_depth_sweep",
     "plot_train_vs_eval_stats",
     "plot_layer_stats",
 ]

@@ -170,3 +170,36 @@ def batch_stat_spread(x, batch_sizes: Sequence[int], n_batches: int = 200, seed:
         mean_spread.append(batches.mean(axis=1).std())
         std_spread.append(batches.std(axis=1).std())
     return np.array(mean_spread), np.array(std_spread)
+
+
+def bn_depth_sweep(depths: Sequence[int], width: int = 64, batch_size: int = 64,
+                   n_in: int = 10, n_out: int = 3, seeds: Sequence[int] = range(5)) -> dict:
+    """First/last-layer weight-gradient ratio at initialization, per depth, with and without BN.
+
+    For every depth, ReLU MLPs with He init and no skip connections are built twice: with
+    batch norm before each ReLU (``"BN"``) and without (``"no BN"``). One training-mode
+    backward pass of cross-entropy on a batch of standard-normal inputs with random labels
+    gives ``||dL/dW_1|| / ||dL/dW_last||`` (``W_last`` is the head). Each entry is the geometric
+    mean over ``seeds`` (the seed sets the weights and the batch). Returns
+    ``{"BN": array, "no BN": array}``, one value per depth. Used in ``notebooks/03_batch_norm``
+    to test whether BN keeps gradients of similar size in every layer (after Yang et al., 2019).
+    """
+    out = {}
+    for label, where in (("BN", "before"), ("no BN", None)):
+        ratios = []
+        for depth in depths:
+            logs = []
+            for seed in seeds:
+                net = mlp(n_in, n_out, depth=depth, width=width, activation="relu", init="he",
+                          batch_norm=where, seed=seed)
+                g = torch.Generator().manual_seed(10_000 + seed)
+                X = torch.randn(batch_size, n_in, generator=g)
+                y = torch.randint(0, n_out, (batch_size,), generator=g)
+                net.train()
+                nn.functional.cross_entropy(net(X), y).backward()
+                linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+                first, last = linears[0].weight.grad.norm(), linears[-1].weight.grad.norm()
+                logs.append(float(torch.log(first / last)))
+            ratios.append(float(np.exp(np.mean(logs))))
+        out[label] = np.array(ratios)
+    return out

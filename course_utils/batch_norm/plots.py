@@ -121,3 +121,20 @@ def plot_layer_stats(stats_by_run: dict, title: str = "Activation statistics per
     axes[0].set_title(title + ": mean")
     axes[1].set_title(title + ": std")
     return fig
+
+
+def plot_depth_sweep(depths, ratios_by_run: dict, title: str = "First/last gradient ratio at init"):
+    """First/last-layer weight-gradient ratio against depth (log scale), one line per run
+    (``label -> ratios``), with a dotted line at 1 (equal gradients).
+
+    Used in ``notebooks/03_batch_norm``.
+    """
+    fig, (ax,) = row_of_axes()
+    for i, (label, ratios) in enumerate(ratios_by_run.items()):
+        ax.semilogy(depths, np.asarray(ratios, dtype=float), "o-", color=color(i), label=label)
+    ax.axhline(1.0, color="0.5", linestyle=":", linewidth=1)
+    ax.set_xlabel("hidden layers")
+    ax.set_ylabel("||dL/dW_1|| / ||dL/dW_last|| (log scale)")
+    ax.set_title(title)
+    ax.legend()
+    return fig

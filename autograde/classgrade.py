@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 import zipfile
@@ -663,6 +664,8 @@ def _print_summary(out: Path, rows: list[Row], seconds: float, backup: Path | No
     print(f"Wrote {out / 'grades.csv'}, {out / 'scores.csv'}, {out / 'feedback'}/")
     print(f"nbgrader course with the gradebook: {out / 'nbgrader'}"
           + (f" (previous gradebook backed up to {backup.name})" if backup else ""))
-    print(f"  manual grading: cd {out / 'nbgrader'} && jupyter lab  (Nbgrader > Formgrader)")
-    print("  then: nbgrader generate_feedback ASSIGNMENT; nbgrader export")
+    print(f"  manual grading: {sys.executable} -m autograde.lab --formgrader {out}"
+          f"  (or make formgrader OUT={out}), then Nbgrader > Formgrader")
+    print("  then Generate Feedback and Export Grades there (or, in that lab's terminal: "
+          "nbgrader generate_feedback ASSIGNMENT; nbgrader export)")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -19,32 +18,20 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from e2e_support import BROWSER_ARGS, CHROMIUM, free_port, require_browser
 
-CHROMIUM = Path(os.environ.get("TUG_E2E_CHROMIUM", "/usr/bin/chromium"))
-if not CHROMIUM.exists():
-    pytest.skip(f"browser tests skipped: no Chromium at {CHROMIUM} "
-                "(apt-get install -y chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="browser tests skipped: playwright is not installed")
+sync_api = require_browser()
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class CourseLab:
     """``python -m autograde.lab [--formgrader OUT]`` as our own child process."""
 
     def __init__(self, home: Path, lab_args: list[str]):
-        self.port, self.token = _free_port(), secrets.token_hex(16)
+        self.port, self.token = free_port(), secrets.token_hex(16)
         self.base = f"http://127.0.0.1:{self.port}"
         config, runtime = home / "config", home / "runtime"
         settings, workspaces = home / "settings", home / "workspaces"

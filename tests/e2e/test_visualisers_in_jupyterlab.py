@@ -23,7 +23,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -32,20 +31,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from e2e_support import BROWSER_ARGS, CHROMIUM, free_port, require_browser
 
-CHROMIUM = Path(os.environ.get("TUG_E2E_CHROMIUM", "/usr/bin/chromium"))
-if not CHROMIUM.exists():
-    pytest.skip(f"browser tests skipped: no Chromium at {CHROMIUM} "
-                "(apt-get install -y chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="browser tests skipped: playwright is not installed")
+sync_api = require_browser()
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("TUG_E2E_ARTIFACTS", ROOT / "tests" / "e2e" / "artifacts"))
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
 VISUALISER_IMPORT = re.compile(r"^\s*from\s+course_utils\.visualisers\s+import\s+(\w+)", re.M)
 
 # factory -> (widget CSS class, control to move, key presses on its slider handle)
@@ -70,12 +63,6 @@ FIRST_FIGURE_TIMEOUT_MS = 120_000  # kernel start + importing torch on a busy 2-
 UPDATE_TIMEOUT_MS = 60_000
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _notebook(source: str) -> dict:
     return {
         "cells": [{"cell_type": "code", "execution_count": None, "id": "visualiser",
@@ -98,7 +85,7 @@ class Lab:
     """A running JupyterLab server (our own child process)."""
 
     def __init__(self, root: Path, home: Path):
-        self.root, self.port, self.token = root, _free_port(), secrets.token_hex(16)
+        self.root, self.port, self.token = root, free_port(), secrets.token_hex(16)
         self.base = f"http://127.0.0.1:{self.port}"
         config, runtime = home / "config", home / "runtime"
         settings, workspaces = home / "settings", home / "workspaces"

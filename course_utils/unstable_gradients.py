@@ -22,6 +22,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from course_utils.diagnostics import grad_to_weight_ratio
 from course_utils.nets import activation_module, init_linear_, mlp
 from course_utils.plotting import color
 
@@ -39,6 +40,8 @@ __all__ = [
     "plot_layer_grad_norms",
     "plot_training_curves",
     "plot_sawtooth",
+    "backward_profiles",
+    "plot_backward_profiles",
 ]
 
 _CHAIN_ACTIVATIONS = ("sigmoid", "tanh", "relu")
@@ -323,7 +326,7 @@ def plot_layer_grad_norms(norms: dict[str, Sequence[float]], title: str | None =
                     label=label)
     ax.set_xlabel("Linear layer (1 = input side)")
     ax.set_ylabel("||dL/dW|| (L2 norm)")
-    ax.set_title(title or "Weight-gradient norm per layer: a healthy net is roughly flat")
+    ax.set_title(title or "Weight-gradient norm per layer")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize="small")
     return fig
@@ -406,4 +409,67 @@ def plot_sawtooth(ks: Sequence[int], n_grid: int = 2**12) -> Figure:
     ax.set_ylabel("network output")
     ax.set_title("Each extra layer doubles the number of linear pieces")
     ax.legend(fontsize="small", loc="upper right")
+    return fig
+
+
+def backward_profiles(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                      loss_fn) -> dict[str, np.ndarray]:
+    """Per ``nn.Linear`` (input side first), after one forward/backward pass of
+    ``loss_fn(model(x), y)``, the four factors of ``dL/dW_l = delta_l a_{l-1}^T``.
+
+    Keys: ``"input"`` (the norm of the layer's input ``a_{l-1}`` over the batch),
+    ``"delta"`` (the norm of ``delta_l = dL/dz_l``, the gradient at the layer's output),
+    ``"weight_grad"`` (``||dL/dW_l||``) and ``"grad_to_weight"``
+    (``std(dL/dW_l) / std(W_l)``). Every ``.grad`` is left as it was. Used in
+    ``notebooks/00_unstable_gradients`` to show where a uniformly mis-scaled network explodes.
+    """
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    seen: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+    handles = [m.register_forward_hook(lambda mod, inp, out: seen.__setitem__(mod, (inp[0], out)))
+               for m in linears]
+    try:
+        loss = loss_fn(model(x), y)
+    finally:
+        for h in handles:
+            h.remove()
+    outs = [seen[m][1] for m in linears]
+    weights = [m.weight for m in linears]
+    grads = torch.autograd.grad(loss, outs + weights)
+    deltas, weight_grads = grads[:len(linears)], grads[len(linears):]
+    ratios = []
+    for w, g in zip(weights, weight_grads, strict=True):
+        w.grad, saved = g, w.grad
+        ratios.append(grad_to_weight_ratio(w))
+        w.grad = saved
+    return {
+        "input": np.array([float(seen[m][0].detach().norm()) for m in linears]),
+        "delta": np.array([float(d.norm()) for d in deltas]),
+        "weight_grad": np.array([float(g.norm()) for g in weight_grads]),
+        "grad_to_weight": np.array(ratios),
+    }
+
+
+def plot_backward_profiles(profiles: dict[str, dict], title: str | None = None) -> Figure:
+    """Three panels per run from :func:`backward_profiles` (``label -> profiles``): the
+    factors ``||a_{l-1}||`` and ``||delta_l||``, their product's bound ``||dL/dW_l||``, and
+    ``std(dL/dW_l) / std(W_l)``, per Linear layer on log scales. Used in
+    ``notebooks/00_unstable_gradients``.
+    """
+    fig = Figure(figsize=(13, 4), layout="constrained")
+    axes = fig.subplots(1, 3)
+    for i, (label, prof) in enumerate(profiles.items()):
+        layers = np.arange(1, len(prof["delta"]) + 1)
+        axes[0].semilogy(layers, prof["delta"], "o-", ms=4, color=color(i),
+                         label=f"{label}: ||dL/dz_l||")
+        axes[0].semilogy(layers, prof["input"], "s--", ms=4, color=color(i),
+                         label=f"{label}: ||a_(l-1)||")
+        axes[1].semilogy(layers, prof["weight_grad"], "o-", ms=4, color=color(i), label=label)
+        axes[2].semilogy(layers, prof["grad_to_weight"], "o-", ms=4, color=color(i), label=label)
+    for ax, ylabel in zip(axes, ("norm over the batch", "||dL/dW_l||",
+                                 "std(dL/dW_l) / std(W_l)"), strict=True):
+        ax.set_xlabel("Linear layer (1 = input side)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize="x-small")
+    fig.suptitle(title or "Per-layer factors of dL/dW = delta a^T")
     return fig

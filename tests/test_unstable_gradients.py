@@ -130,3 +130,46 @@ def test_plots_return_figures():
                                 nn.BCEWithLogitsLoss(), steps=20, lr=0.1)}
     assert isinstance(ug.plot_training_curves(runs, title="t"), Figure)
     assert isinstance(ug.plot_sawtooth([1, 2]), Figure)
+
+
+def test_backward_profiles_numbers_quoted_in_the_notebook():
+    # notebook 00, "A closer look at the over-scaled ReLU network": delta grows about 29x
+    # towards the input and the inputs about 29x towards the output, so the weight-gradient
+    # profile keeps He's shape (largest/smallest about 3.5), shifted up about 60x; the
+    # gradient-to-weight ratio is 2 to 7 against 0.05 to 0.17 at He's scale
+    import math
+
+    x, y = ug.make_rings(512, seed=0)
+    bce = nn.BCEWithLogitsLoss()
+    big = ug.backward_profiles(ug.make_mlp(10, 32, "relu", init=2.0), x, y, bce)
+    he = ug.backward_profiles(ug.make_mlp(10, 32, "relu", init=math.sqrt(2)), x, y, bce)
+    hidden = slice(1, -1)
+    assert 25 < big["delta"][0] / big["delta"][-1] < 33
+    assert 25 < big["input"][-1] / big["input"][1] < 33
+    assert 0.7 < he["delta"][0] / he["delta"][-1] < 1.4  # the He network does not explode
+    for p in (big, he):
+        spread = p["weight_grad"][hidden].max() / p["weight_grad"][hidden].min()
+        assert 3.0 < spread < 4.0
+    shift = np.median(big["weight_grad"][hidden]) / np.median(he["weight_grad"][hidden])
+    assert 50 < shift < 70
+    assert 2.0 < big["grad_to_weight"][hidden].min() and big["grad_to_weight"][hidden].max() < 7.5
+    assert 0.04 < he["grad_to_weight"][hidden].min() and he["grad_to_weight"][hidden].max() < 0.2
+
+
+def test_backward_profiles_factors_and_untouched_grads():
+    x, y = ug.make_rings(64, seed=1)
+    bce = nn.BCEWithLogitsLoss()
+    model = ug.make_mlp(3, 8, "relu", init="he")
+    p = ug.backward_profiles(model, x, y, bce)
+    assert all(q.grad is None for q in model.parameters())
+    np.testing.assert_allclose(p["weight_grad"], ug.layer_grad_norms(model, x, y, bce), rtol=1e-5)
+    np.testing.assert_allclose(p["input"][0], float(x.norm()), rtol=1e-6)
+    # ||delta a^T|| <= ||delta|| ||a|| (Frobenius norms of the batch matrices)
+    assert np.all(p["weight_grad"] <= p["delta"] * p["input"] * (1 + 1e-6))
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    bce(model(x), y).backward()
+    ratios = [float(m.weight.grad.std() / m.weight.detach().std()) for m in linears]
+    np.testing.assert_allclose(p["grad_to_weight"], ratios, rtol=1e-5)
+    from matplotlib.figure import Figure
+
+    assert isinstance(ug.plot_backward_profiles({"he": p}), Figure)

@@ -184,6 +184,10 @@ def sync_gradebook(folder: Path, assigns: list[Assignment], rows,
                 student_nb = None
             sub_dir = folder / "submitted" / row.student_id / a
             sub_dir.mkdir(parents=True, exist_ok=True)
+            kept = sub_dir / f"{a}.ipynb"
+            # the very file the instructor may already have graded by hand
+            same_file = bool(row.path) and kept.exists() and (
+                kept.read_bytes() == Path(row.path).read_bytes())
             if row.path:
                 shutil.copyfile(row.path, sub_dir / f"{a}.ipynb")
             timestamp = _timestamp(row.path)
@@ -210,6 +214,8 @@ def sync_gradebook(folder: Path, assigns: list[Assignment], rows,
                 else:  # written answer: nothing to grade when it was left as released
                     unchanged = stu_src.get(gc.name, rel_src.get(gc.name)) == rel_src.get(gc.name)
                     grade.auto_score = 0.0 if unchanged else None
+                if same_file and grade.manual_score is not None:
+                    continue  # graded by hand for this file: the instructor's state stays
                 grade.needs_manual_grade = (grade.manual_score is not None
                                             or grade.auto_score is None)
             for sc in notebook.solution_cells:

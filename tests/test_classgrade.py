@@ -264,8 +264,8 @@ def test_nbgrader_export_feedback_and_formgrader_work(graded):
                            "--timeout", "30"], env=graded["env"])
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     con = sqlite3.connect(nbg / "gradebook.db")
-    assert con.execute("select manual_score from grade where manual_score is not null"
-                       ).fetchall() == [(2.0,)]
+    assert con.execute("select manual_score, needs_manual_grade from grade "
+                       "where manual_score is not null").fetchall() == [(2.0, 0)]
 
     proc = subprocess.run([sys.executable, "-m", "nbgrader", "generate_feedback", "01_mini",
                            "--force"], cwd=nbg, env=env, capture_output=True, text=True,

@@ -224,3 +224,22 @@ def test_xavier_premise_fails_for_the_sigmoid():
     assert std_inputs < 1e-12  # the outputs no longer depend on the input
     assert _std_across_inputs("tanh")[2] > 0.1
     assert _std_across_inputs("linear")[2] > 0.8
+
+
+def test_tanh_gain_from_the_second_moment():
+    """Notebook 02, section 11: g = 1/sqrt(E[tanh(z)^2]) = 1.5925 makes q = 1 a fixed point;
+    5/3 settles at q* = 1.1785 (std 0.651); both fixed points have chi > 1."""
+    _, second, _ = I.gaussian_moments("tanh", 1.0)
+    g = 1 / math.sqrt(second)
+    assert g == pytest.approx(1.5925, abs=1e-4)
+    assert abs(g - 5 / 3) / (5 / 3) == pytest.approx(0.0445, abs=0.002)
+    want = {1.0: (0.0025, 0.995), g: (1.0, 1.1778), 5 / 3: (1.1785, 1.2098)}
+    for gain, (q_star, chi) in want.items():
+        q = I.predicted_stds(200, 256, "tanh", "lecun", gain=gain)["q"][-1]
+        _, second_q, slope2 = I.gaussian_moments("tanh", q)
+        assert q == pytest.approx(q_star, abs=2e-4)
+        assert gain**2 * slope2 == pytest.approx(chi, abs=2e-3)
+    r = I.layer_statistics(30, 256, "tanh", "lecun", gain=5 / 3)
+    assert r["act_std"][9] == pytest.approx(0.651, abs=0.01)
+    assert r["act_std"][-1] == pytest.approx(0.651, abs=0.01)
+    assert 10 < r["grad_std"][0] < 20

@@ -1,8 +1,9 @@
 """Write class grading results into a real nbgrader course (``OUT/nbgrader``).
 
-The folder is a complete nbgrader course directory: ``source/`` (the solutions),
-``release/`` (made by nbgrader's own ``generate_assignment``, which also registers the
-assignment's cells in ``gradebook.db``), ``submitted/`` (the files as handed in) and
+The folder is an nbgrader course directory without the solutions: ``release/`` (made by
+nbgrader's own ``generate_assignment`` from a copy of the solution in a temporary folder
+outside it, which also registers the assignment's cells in ``gradebook.db``), ``submitted/``
+(the files as handed in) and
 ``autograded/`` (each student's notebook with the released test cells, whose outputs say
 what passed). Scores go into the gradebook through nbgrader's API, the way its
 ``SaveAutoGrades`` step would, so ``nbgrader formgrader`` (manual grading of the free-text
@@ -22,6 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -85,16 +87,20 @@ def prepare_course(folder: Path, assigns: list[Assignment]) -> Path | None:
     if not cfg.exists() or cfg.read_text() != CONFIG:
         cfg.write_text(CONFIG)
     backup = _backup(folder / "gradebook.db")
+    # the solutions never sit in this folder (an earlier version kept them in source/)
+    shutil.rmtree(folder / "source", ignore_errors=True)
     for a in assigns:
-        src = folder / "source" / a.name / f"{a.name}.ipynb"
-        stamp = folder / "source" / a.name / ".released-hash"
         digest = hashlib.sha256(a.source.read_bytes()).hexdigest()
         released = folder / "release" / a.name / f"{a.name}.ipynb"
+        stamp = released.parent / ".source-hash"
         if stamp.exists() and stamp.read_text() == digest and released.exists():
             continue
-        src.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(a.source, src)
-        _nbgrader(["generate_assignment", a.name, "--force"], folder)
+        with tempfile.TemporaryDirectory(prefix="tug-source-") as tmp:
+            source_dir = Path(tmp) / "source"
+            (source_dir / a.name).mkdir(parents=True)
+            shutil.copyfile(a.source, source_dir / a.name / f"{a.name}.ipynb")
+            _nbgrader(["generate_assignment", a.name, "--force",
+                       f"--CourseDirectory.source_directory={source_dir}"], folder)
         stamp.write_text(digest)
     return backup
 

@@ -197,3 +197,33 @@ def test_doctor_runs_show_their_fingerprints(data):
     assert np.all(runs["run 6"].grad_norms[0] == 0)                # D: dead ReLUs
     assert runs["run 6"].weight_std[0][0] > 0.1
     assert runs["run 7"].diverged and runs["run 7"].grad_norms[0].min() > 1e6  # B: huge init
+
+
+def test_residual_ablation_branch_scale_row(data):
+    # Notebook 05, section 4: the plain ReLU + He residual net diverges for every seed, the same
+    # net with each branch scaled by 1/sqrt(11) trains at least as well as residual + BN.
+    base = ip.RunConfig(name="ReLU + He")
+    plain = ip.summarize_runs(ip.run_seeds(ip.with_name(base, "res", residual=True), data))
+    scaled = ip.summarize_runs(ip.run_seeds(
+        ip.with_name(base, "res / sqrt(11)", residual=True, branch_scale=1 / math.sqrt(11)), data))
+    bn = ip.summarize_runs(ip.run_seeds(
+        ip.with_name(base, "res + BN", residual=True, batch_norm=True), data))
+    assert plain["diverged"] == 3
+    assert scaled["diverged"] == 0 and bn["diverged"] == 0
+    assert scaled["final_loss_mean"] < 0.05
+    assert scaled["final_loss_mean"] <= bn["final_loss_mean"]
+    assert scaled["test_acc_mean"] > bn["test_acc_mean"] - 0.015
+
+
+def test_branch_scale_scales_residual_branches_only():
+    cfg = ip.RunConfig(residual=True)
+    one = ip.make_mlp(cfg, seed=0)
+    half = ip.make_mlp(ip.with_name(cfg, "half", branch_scale=0.5), seed=0)
+    assert torch.equal(one.blocks[0][0].weight, half.blocks[0][0].weight)
+    assert torch.equal(one.head.weight, half.head.weight)
+    for a, b in zip(one.blocks[1:], half.blocks[1:], strict=True):
+        assert torch.allclose(b[0].weight, 0.5 * a[0].weight)
+    # not residual: branch_scale is ignored
+    flat = ip.make_mlp(ip.RunConfig(branch_scale=0.5), seed=0)
+    plain = ip.make_mlp(ip.RunConfig(), seed=0)
+    assert torch.equal(flat.blocks[3][0].weight, plain.blocks[3][0].weight)

@@ -43,6 +43,13 @@ class RunConfig:
     the first half of the steps, then SGD with momentum 0.9 and ``lr_after``).
     ``clip`` is a max global gradient L2 norm (``None``: no clipping). ``bn_eval=True``
     reproduces a bug: the batch-norm layers stay in eval mode while the rest trains.
+    ``eval_from=k`` reproduces a commoner one: the model is put in eval mode at step ``k`` (to
+    evaluate it) and ``model.train()`` is never called again, so from then on batch norm
+    normalizes with the running statistics it had at step ``k``.
+    ``branch_scale`` multiplies the initial weights of every residual block after the first
+    (only with ``residual=True``): with a ReLU branch and zero biases this scales the branch
+    ``f(h)`` itself at initialization (``1 / sqrt(depth - 1)`` keeps the sum of the branches'
+    variances near that of one block); ``0.0`` zero-initializes the branches.
     """
 
     name: str = "run"
@@ -63,6 +70,8 @@ class RunConfig:
     bn_eval: bool = False
     record_every: int = 10
     measure_steps: bool = False
+    branch_scale: float = 1.0
+    eval_from: int | None = None
 
 
 
@@ -95,6 +104,10 @@ def make_mlp(cfg: RunConfig, seed: int = 0, in_features: int = 64,
     gen = torch.Generator().manual_seed(10_000 + seed)
     for i, layer in enumerate(model.linears):
         _init_linear(layer, cfg, gen, is_head=i == len(model.linears) - 1)
+    if cfg.residual and cfg.branch_scale != 1.0:
+        with torch.no_grad():
+            for block in model.blocks[1:]:
+                block[0].weight.mul_(cfg.branch_scale)
     return model
 
 
@@ -109,7 +122,8 @@ class RunResult:
     the optimizer really took), ``grad_to_weight`` (std(grad) / std(W)). Activation
     statistics are measured on a fixed probe batch every ``record_every`` steps (rows of
     ``act_std``, ``act_mean`` and ``act_fraction``, one column per hidden activation;
-    ``checkpoints`` gives the step of each row).
+    ``checkpoints`` gives the step of each row); ``bn_var_history`` holds, at the same
+    checkpoints, each batch-norm layer's mean running variance (``None`` without batch norm).
     """
 
     config: RunConfig
@@ -130,6 +144,7 @@ class RunResult:
     seconds: float
     clip_fraction: float = 0.0
     bn_running_var: np.ndarray | None = None
+    bn_var_history: np.ndarray | None = None
     model: nn.Module | None = field(default=None, repr=False)
 
     @property
@@ -153,7 +168,10 @@ def _make_optimizer(cfg: RunConfig, params, phase: int = 0):
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 
-def _set_mode(model: nn.Module, cfg: RunConfig) -> None:
+def _set_mode(model: nn.Module, cfg: RunConfig, step: int = 0) -> None:
+    if cfg.eval_from is not None and step >= cfg.eval_from:
+        model.eval()  # evaluated at step eval_from, and model.train() was never called again
+        return
     model.train()
     if cfg.bn_eval:
         for m in model.modules():
@@ -218,6 +236,7 @@ class Trainer:
         self.act_mean: list = []
         self.act_fraction: list = []
         self.weight_std: list = []
+        self.bn_var_history: list = []
         self.opt = _make_optimizer(cfg, self.model.parameters())
         self.diverged = False
         self.clipped = 0
@@ -230,7 +249,7 @@ class Trainer:
     def checkpoint(self, step: int) -> None:
         """Record the activations' statistics on the probe batch and the weights' spread."""
         model, cfg = self.model, self.cfg
-        _set_mode(model, cfg)  # batch-norm statistics of the probe batch in training mode
+        _set_mode(model, cfg, step)  # the probe sees the mode the training step would use
         norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
         was = [m.momentum for m in norms]
         for m in norms:
@@ -244,6 +263,9 @@ class Trainer:
         self.act_fraction.append(fr)
         self.weight_std.append([float(m.weight.detach().double().std(unbiased=False))
                                 for m in self.linears])
+        if norms:
+            self.bn_var_history.append([float(m.running_var.detach().double().mean())
+                                        for m in norms])
 
     def advance(self, n_steps: int) -> None:
         """Train up to ``n_steps`` more steps (fewer when the run ends or diverges)."""
@@ -257,7 +279,7 @@ class Trainer:
                 self.opt = _make_optimizer(cfg, model.parameters(), phase=1)
             if step % cfg.record_every == 0:
                 self.checkpoint(step)
-            _set_mode(model, cfg)
+            _set_mode(model, cfg, step)
             idx = torch.randint(0, n, (cfg.batch_size,), generator=self.gen)
             loss = self.loss_fn(model(self.x_train[idx]), self.y_train[idx])
             self.opt.zero_grad(set_to_none=True)
@@ -313,6 +335,8 @@ class Trainer:
             diverged=diverged, seconds=time.perf_counter() - self.t0,
             clip_fraction=self.clipped / max(int(np.isfinite(losses).sum()), 1),
             bn_running_var=np.asarray(bn_var) if bn_var else None,
+            bn_var_history=(np.asarray(self.bn_var_history) if self.bn_var_history
+                            else None),
             model=model if self.keep_model else None,
         )
 

@@ -193,3 +193,39 @@ def test_fp_outcome_flags_overflow_but_not_underflow():
     assert A.fp_outcome(lambda: np.exp(np.array([-1e4]))) == "ok"
     assert A.fp_outcome(lambda: np.exp(np.array([1e4]))) == "FloatingPointError"
     assert A.fp_outcome(lambda: A.sigmoid(np.array([-1e4, 1e4], dtype=np.float32))) == "ok"
+
+
+def test_rrelu_draws_a_slope_per_element():
+    """Notebook 01, section 6: in training RReLU draws one slope per element (each sample and
+    each unit its own), not one per unit; in evaluation every slope is (lower + upper) / 2."""
+    rrelu = nn.RReLU()
+    torch.manual_seed(0)
+    slopes = -rrelu.train()(-torch.ones(3, 4))
+    assert slopes.unique().numel() == 12
+    assert not torch.equal(slopes[0], slopes[1])  # the same unit differs between samples
+    assert ((slopes >= rrelu.lower) & (slopes <= rrelu.upper)).all()
+    eval_slopes = -rrelu.eval()(-torch.ones(3, 4))
+    assert torch.allclose(eval_slopes, torch.full((3, 4), (rrelu.lower + rrelu.upper) / 2))
+
+
+def _selu_conv_stds(padding_mode, depth=20):
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(32, 32, 16, 16, generator=gen)
+    stds = []
+    with torch.no_grad():
+        for _ in range(depth):
+            conv = nn.Conv2d(32, 32, 3, padding=1, bias=False, padding_mode=padding_mode)
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="linear", generator=gen)
+            h = F.selu(conv(h))
+            stds.append(h.std().item())
+    return stds
+
+
+def test_selu_self_normalizes_in_a_conv_stack():
+    """Notebook 01, section 8: a 20-layer SELU conv stack with LeCun weights keeps std near 1
+    with circular padding (0.98 at layer 20) and settles near 0.9 with zero padding."""
+    circular = _selu_conv_stds("circular")
+    zeros = _selu_conv_stds("zeros")
+    assert all(0.95 < s < 1.05 for s in circular)
+    assert 0.85 < zeros[-1] < 0.95
+    assert zeros[-1] < circular[-1]

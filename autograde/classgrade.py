@@ -225,21 +225,36 @@ def _known_students(out: Path) -> list[str]:
         return []
 
 
-def read_roster(path: Path | None) -> list[str]:
+@dataclass
+class Roster:
+    """The students of a roster CSV, and its other columns (a name, an e-mail...), which
+    ``grades.csv`` carries after its own columns."""
+    ids: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    extra: dict[str, list[str]] = field(default_factory=dict)  # safe_id -> column values
+
+
+def read_roster(path: Path | None) -> Roster:
     if path is None:
-        return []
+        return Roster()
     if not path.exists():
         raise CourseError(f"roster {path} does not exist")
     text = path.read_text(encoding="utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
     if not rows:
-        return []
-    header = [h.strip().lower() for h in rows[0]]
+        return Roster()
+    header = [h.strip() for h in rows[0]]
+    lower = [h.lower() for h in header]
     for key in ("student_id", "id", "username", "login"):
-        if key in header:
-            col = header.index(key)
-            return [r[col] for r in rows[1:] if len(r) > col and r[col].strip()]
-    return [r[0] for r in rows if r and r[0].strip()]
+        if key in lower:
+            col = lower.index(key)
+            body = [r for r in rows[1:] if len(r) > col and r[col].strip()]
+            others = [i for i, h in enumerate(header)
+                      if i != col and h and h.lower() not in GRADE_COLUMNS]
+            return Roster(ids=[r[col] for r in body], columns=[header[i] for i in others],
+                          extra={safe_id(r[col]): [r[i] if i < len(r) else "" for i in others]
+                                 for r in body})
+    return Roster(ids=[r[0] for r in rows if r and r[0].strip()])
 
 
 # ============================================================================ grading jobs
@@ -416,8 +431,9 @@ def grade_main(args) -> int:
     executor_spec = args.executor or "local"
     t_start = time.monotonic()
 
-    roster = read_roster(getattr(args, "roster", None)) + _known_students(out)
-    subs, notes = discover(submissions, out, roster, getattr(args, "assignment", None))
+    roster = read_roster(getattr(args, "roster", None))
+    subs, notes = discover(submissions, out, roster.ids + _known_students(out),
+                           getattr(args, "assignment", None))
     if not subs:
         raise CourseError(f"no students found in {submissions}")
     known = {a.name: a for a in assignments()}
@@ -497,7 +513,7 @@ def grade_main(args) -> int:
                                               "graded_at": _now()}, indent=1))
                 row = _row_from(report, sub, max_scores)
                 rows[(sub.student, sub.assignment)] = row
-                _write_grades(out, rows)  # the CSV is current after every result
+                _write_grades(out, rows, roster)  # the CSV is current after every result
                 print(f"{_bar(done, len(todo))}  {sub.student:<20} {sub.assignment:<24} "
                       f"{row.status:<17} {row.score:g}/{row.max_score:g}  "
                       f"({report.get('seconds', 0):.1f} s)", flush=True)
@@ -505,7 +521,7 @@ def grade_main(args) -> int:
             executor.close()
 
     ordered = [rows[(s.student, s.assignment)] for s in subs]
-    _write_grades(out, rows)
+    _write_grades(out, rows, roster)
     _write_scores(out, ordered)
     for row in ordered:
         _write_feedback(out, row, known[row.assignment])
@@ -550,13 +566,18 @@ def _counts(rows: list[Row]) -> dict[str, int]:
     return counts
 
 
-def _write_grades(out: Path, rows: dict[tuple[str, str], Row]) -> None:
+GRADE_COLUMNS = ("student_id", "assignment", "score", "max_score", "status")
+
+
+def _write_grades(out: Path, rows: dict[tuple[str, str], Row], roster: Roster) -> None:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["student_id", "assignment", "score", "max_score", "status"])
+    w.writerow([*GRADE_COLUMNS, *roster.columns])
+    blank = [""] * len(roster.columns)
     for key in sorted(rows):
         r = rows[key]
-        w.writerow([r.student_id, r.assignment, f"{r.score:g}", f"{r.max_score:g}", r.status])
+        w.writerow([r.student_id, r.assignment, f"{r.score:g}", f"{r.max_score:g}", r.status,
+                    *roster.extra.get(r.student_id, blank)])
     _atomic_write(out / "grades.csv", buf.getvalue())
 
 

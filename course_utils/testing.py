@@ -2,10 +2,11 @@
 
 Each helper works in one of three modes:
 
-* ``"assert"`` (the default): compare at once and raise ``AssertionError`` with a message that
-  names the check, the input, what was expected, what came back and a hint. This is what a
-  student sees when running a visible test cell in JupyterLab, and what plain ``nbgrader
-  autograde`` sees.
+* ``"assert"`` (the default): compare at once and raise :class:`CheckFailed` (an
+  ``AssertionError``) with a message that names the check, the input, what was expected, what
+  came back and a hint. This is what a student sees when running a visible test cell in
+  JupyterLab (the message alone, without the frames of these helpers; a cell whose checks all
+  pass ends with one line, "✓ 4 checks passed"), and what plain ``nbgrader autograde`` sees.
 * ``"record"`` (set by ``python -m autograde check`` inside the sandboxed student kernel):
   do not judge anything; turn the student's value into plain data (numbers, strings, arrays)
   and publish it as a display output. The verdict is computed later, in the trusted grading
@@ -307,6 +308,38 @@ def failure_message(label: str, problem: str, inputs: str | None, hint: str | No
 
 
 # --------------------------------------------------------------------------- helpers
+class CheckFailed(AssertionError):
+    """A check that failed in ``"assert"`` mode. IPython shows only its message."""
+
+    def _render_traceback_(self) -> list[str]:
+        first, *rest = str(self).splitlines() or [""]
+        return [f"\x1b[31m✗ {first}\x1b[0m", *rest]
+
+
+_passed = {"count": 0, "hooked": False}
+
+
+def _count_pass() -> None:
+    """Count a passed check; the cell then ends with one line that says how many passed."""
+    _passed["count"] += 1
+    if _passed["hooked"]:
+        return
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:  # registered on the first check, never on import
+        shell.events.register("post_run_cell", _report_passes)
+        _passed["hooked"] = True
+
+
+def _report_passes(result) -> None:
+    count, _passed["count"] = _passed["count"], 0
+    if count and result.success:
+        print(f"✓ {count} check{'s' if count != 1 else ''} passed")
+
+
 def _emit(record: dict) -> None:
     from IPython.display import publish_display_data
 
@@ -336,7 +369,9 @@ def _check(kind: str, label: str, got: Any, expected: Any, opts: dict, inputs: A
         )
     problem = judge(kind, roundtrip(got), roundtrip(expected), opts)
     if problem is not None:
-        raise AssertionError(failure_message(label, problem, inputs_text, hint))
+        raise CheckFailed(failure_message(label, problem, inputs_text, hint))
+    if mode == "assert":
+        _count_pass()
 
 
 def check_close(label, got, expected, *, rtol=1e-6, atol=1e-9, float_dtype=False,

@@ -376,9 +376,12 @@ def _judge_cell(expected: list[dict], result, vetoed: list[str],
         want = testing.decode(exp.get("expected"))
         problem = testing.judge(exp.get("kind", "equal"), got, want, exp.get("opts") or {})
         if problem and exp.get("hidden"):
-            # hidden tests keep their inputs, expected values and the student's value private
+            # hidden tests keep their inputs, expected values and the student's value private:
+            # only the kind of mistake is named
+            category = testing.problem_category(exp.get("kind", "equal"), got, want,
+                                                exp.get("opts") or {})
             problems.append(testing.failure_message(
-                shown, "wrong result (hidden test: its inputs and expected values stay "
+                shown, f"{category} (hidden test: its inputs and expected values stay "
                 "private)", None, exp.get("hint")))
         elif problem:
             problems.append(testing.failure_message(label, problem, exp.get("inputs"),

@@ -298,6 +298,35 @@ def judge(kind: str, got: Any, expected: Any, opts: dict) -> str | None:
         return f"could not compare values ({type(exc).__name__}: {exc})"
 
 
+def problem_category(kind: str, got: Any, expected: Any, opts: dict) -> str:
+    """What kind of mistake a failed check shows, in words that reveal no input, no expected
+    value and no returned value (what a hidden test may tell the student)."""
+    g = _as_float_array(got)
+    if kind == "between":
+        if g is None or g.size != 1:
+            return "not a single number"
+        return ("NaN or infinity (an overflow?)" if not np.isfinite(g).all()
+                else "outside the range a correct answer lands in")
+    e = _as_float_array(expected)
+    if g is None or e is None:
+        if type(got) is not type(expected):
+            return f"wrong type (a {type(expected).__name__} was expected)"
+        return "values differ"
+    if g.shape != e.shape and (kind == "equal" or opts.get("check_shape", True)):
+        return "wrong shape"
+    want_kind = opts.get("dtype_kind")
+    if want_kind and (isinstance(got, np.ndarray | np.generic) and got.dtype.kind not in want_kind
+                      or type(got) in (int, bool)):
+        return "wrong dtype (a floating-point result was expected)"
+    try:
+        g, e = np.broadcast_arrays(g, e)
+    except ValueError:
+        return "wrong shape"
+    if (~np.isfinite(g) & np.isfinite(e)).any():
+        return "NaN or infinity where a finite value was expected (an overflow?)"
+    return "values differ"
+
+
 def failure_message(label: str, problem: str, inputs: str | None, hint: str | None) -> str:
     parts = [f"{label}: {problem}"]
     if inputs:

@@ -81,7 +81,7 @@ def test_hidden_checks_keep_their_inputs_and_expected_values_private(variant, en
     tests = {t["grade_id"]: t for t in rep["tests"]}
     assert tests["test_square"]["passed"] and not tests["test_square_hidden"]["passed"]
     msg = tests["test_square_hidden"]["message"]
-    assert "hidden check 1" in msg and "private" in msg
+    assert "hidden check 1: values differ" in msg and "private" in msg  # the kind of mistake
     for secret in ("linspace", "square(linspace)", "-3", "9.0", "expected 9", ", got"):
         assert secret not in msg, (secret, msg)
     proc = run_autograde(["check", str(variant("hidden2", square=positive_only))], env=env)

@@ -40,3 +40,25 @@ def test_passing_cell_says_so_in_one_line_and_a_failing_one_shows_only_the_messa
     assert _text(cells[2]) == ""  # a failed cell does not also claim its passes
     assert cells[3].outputs == []
     assert _text(cells[4]).strip() == "✓ 2 checks passed"  # counted per cell
+
+
+def test_hidden_failures_are_named_by_kind_without_values():
+    import numpy as np
+
+    from course_utils.testing import judge, problem_category
+
+    cases = [  # (kind, got, expected, opts, category)
+        ("close", np.arange(3), np.arange(3.0), {"dtype_kind": "f"}, "wrong dtype"),
+        ("close", np.zeros(4), np.zeros(3), {}, "wrong shape"),
+        ("close", np.array([np.inf, 1.0]), np.array([7.25, 1.0]), {}, "NaN or infinity"),
+        ("close", np.array([0.5, 1.0]), np.array([7.25, 1.0]), {}, "values differ"),
+        ("close", "oops", 7.25, {}, "wrong type"),
+        ("equal", (1, 2), (1, 3), {}, "values differ"),
+        ("between", 9.75, (0.25, 0.5), {}, "outside the range"),
+        ("between", float("nan"), (0.25, 0.5), {}, "NaN or infinity"),
+    ]
+    for kind, got, expected, opts, category in cases:
+        assert judge(kind, got, expected, opts) is not None  # each case is a failure
+        said = problem_category(kind, got, expected, opts)
+        assert said.startswith(category), (kind, got, said)
+        assert not any(v in said for v in ("7.25", "9.75", "0.25", "0.5")), said

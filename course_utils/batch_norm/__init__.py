@@ -33,6 +33,7 @@ from course_utils.batch_norm.plots import (
 from course_utils.batch_norm.reference import (
     BatchNorm1d,
     batchnorm_backward,
+    batchnorm_backward_staged,
     batchnorm_eval,
     batchnorm_forward,
     fit_standardizer,
@@ -48,6 +49,7 @@ __all__ = [
     "standardize",
     "batchnorm_forward",
     "batchnorm_backward",
+    "batchnorm_backward_staged",
     "update_running_stats",
     "batchnorm_eval",
     "numerical_gradient",

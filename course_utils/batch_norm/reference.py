@@ -74,6 +74,31 @@ def batchnorm_backward(dout, cache):
     return dx, dgamma, dbeta
 
 
+
+def batchnorm_backward_staged(dout, cache):
+    """The backward pass of batch norm node by node through its computational graph.
+
+    ``cache`` is ``(x, x_hat, mu, var, gamma, eps)`` from :func:`batchnorm_forward`. The graph is
+    ``mu = mean(x)``, ``xc = x - mu``, ``var = mean(xc**2)``, ``x_hat = xc / sqrt(var + eps)``,
+    ``out = gamma * x_hat + beta``. Returns a dict of the gradients of the loss with respect to
+    ``beta``, ``gamma``, ``x_hat``, ``var``, ``mu`` (total, through ``xc`` and ``var``) and ``x``:
+    keys ``"dbeta"``, ``"dgamma"``, ``"dx_hat"``, ``"dvar"``, ``"dmu"``, ``"dx"``. Taught in
+    ``notebooks/03_batch_norm``.
+    """
+    x, x_hat, mu, var, gamma, eps = cache
+    dout = np.asarray(dout, dtype=float)
+    n = dout.shape[0]
+    xc = x - mu
+    inv_std = 1.0 / np.sqrt(var + eps)
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * x_hat).sum(axis=0)
+    dx_hat = dout * gamma
+    dvar = (dx_hat * xc).sum(axis=0) * -0.5 * inv_std**3
+    dmu = -(dx_hat * inv_std).sum(axis=0) + dvar * (-2.0 / n) * xc.sum(axis=0)
+    dx = dx_hat * inv_std + dvar * 2.0 * xc / n + dmu / n
+    return {"dbeta": dbeta, "dgamma": dgamma, "dx_hat": dx_hat, "dvar": dvar, "dmu": dmu,
+            "dx": dx}
+
 def update_running_stats(running_mean, running_var, x, momentum=0.1):
     """New running ``(mean, var)`` after seeing batch ``x``, with PyTorch's convention.
 

@@ -77,22 +77,43 @@ def _options(args):
     return Options(**given)
 
 
+NOT_IMPLEMENTED = "not implemented yet"
+
+
 def _print_report(rep) -> None:
+    """One line per exercise with its points, then what failed (once per exercise when its
+    stub is still there)."""
     name = Path(rep.notebook).name
     print(f"{name}  (assignment {rep.assignment or '?'})  status: {rep.status}")
     if rep.message:
         print(f"  {rep.message}")
-    width = max([len(t.grade_id) for t in rep.tests] + [10])
+    exercises: dict[str, list] = {}
     for t in rep.tests:
-        mark = "ok  " if t.passed else "FAIL"
-        print(f"  {mark} {t.grade_id:<{width}} {t.score:g}/{t.max_score:g}")
-        for line in t.message.splitlines():
-            print(f"        {line}")
-    for f in rep.flags:
-        print(f"  note: {f}")
+        exercises.setdefault(t.exercise or t.grade_id, []).append(t)
+    width = max([len(e) for e in exercises] + [10])
+    details = []
+    for exercise, tests in exercises.items():
+        score, top = sum(t.score for t in tests), sum(t.max_score for t in tests)
+        failed = [t for t in tests if not t.passed]
+        stub = failed and all(t.message.startswith(NOT_IMPLEMENTED) for t in failed)
+        mark = "✓" if not failed else "✗"
+        note = f"  {NOT_IMPLEMENTED}" if stub else ""
+        print(f"  {mark} {exercise:<{width}} {score:g}/{top:g}{note}")
+        if failed and not stub:
+            details.append((exercise, failed))
     manual = sum(m["max_score"] for m in rep.manual)
     extra = f" (+{manual:g} points graded by hand)" if manual else ""
     print(f"  score: {rep.score:g} / {rep.max_score:g}{extra}")
+    for f in rep.flags:
+        print(f"  note: {f}")
+    if details:
+        print("\nWhat failed:")
+    for exercise, failed in details:
+        print(f"  {exercise}")
+        for t in failed:
+            print(f"    {t.grade_id} ({t.score:g}/{t.max_score:g}):")
+            for line in t.message.splitlines():
+                print(f"      {line}")
 
 
 def _check(args) -> int:

@@ -56,7 +56,9 @@ def student_lab(extra: list[str], root: Path | None = None) -> tuple[list[str], 
                           "(or `make lab`, which does it for you)")
     # the students' switches first (they win), then the course's nbgrader configuration
     env = _environment([STUDENT_CONFIG, HERE])
-    return lab_command([f"--notebook-dir={notebooks}", *extra]), env, notebooks
+    chosen = any(a.startswith(("--notebook-dir", "--ServerApp.root_dir")) for a in extra)
+    folder = [] if chosen else [f"--notebook-dir={notebooks}"]  # a folder given wins
+    return lab_command([*folder, *extra]), env, notebooks
 
 
 def formgrader_lab(out: Path, extra: list[str]) -> tuple[list[str], dict, Path]:

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class CourseLab:
     """``python -m autograde.lab [--formgrader OUT]`` as our own child process."""
 
-    def __init__(self, home: Path, lab_args: list[str]):
+    def __init__(self, home: Path, lab_args: list[str], extra: tuple[str, ...] = ()):
         self.port, self.token = free_port(), secrets.token_hex(16)
         self.base = f"http://127.0.0.1:{self.port}"
         config, runtime = home / "config", home / "runtime"
@@ -47,6 +47,7 @@ class CourseLab:
             f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={workspaces}",
             "--LabApp.news_url=None",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.expose_app_in_browser=True", *extra,
         ]
         self.log_path = home / "lab.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
@@ -108,8 +109,8 @@ def _menu_titles(lab: CourseLab) -> list[str]:
 def run_lab(tmp_path):
     labs: list[CourseLab] = []
 
-    def start(lab_args: list[str]) -> CourseLab:
-        lab = CourseLab(tmp_path / f"home{len(labs)}", lab_args)
+    def start(lab_args: list[str], extra: tuple[str, ...] = ()) -> CourseLab:
+        lab = CourseLab(tmp_path / f"home{len(labs)}", lab_args, extra)
         labs.append(lab)
         lab.wait_ready()
         return lab
@@ -137,3 +138,45 @@ def test_formgrader_lab_has_the_nbgrader_tools(run_lab, tmp_path):
     lab = run_lab(["--formgrader", str(tmp_path / "grading-out")])
     assert lab.status("/formgrader") == 200
     assert "Nbgrader" in _menu_titles(lab)
+
+
+def test_visible_test_cells_show_a_clean_result(run_lab, tmp_path):
+    """A passing test cell ends with one line; a failing one shows the course's message and
+    none of the test helpers' frames, as a student sees it in the lab."""
+    import nbformat
+
+    served = tmp_path / "served"
+    served.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in (
+        "from course_utils.testing import check_close\n"
+        "check_close('sum of [1, 2]', 1 + 2, 3.0)\ncheck_close('one', 1.0, 1.0)",
+        "check_close('sigmoid(0.5)', 0.6, 0.6224593312, inputs='x = 0.5', hint='look again')",
+    )]
+    nbformat.write(nb, served / "tests.ipynb")
+    # the students' lab, serving this folder instead of notebooks/
+    lab = run_lab([], extra=(f"--ServerApp.root_dir={served}",))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{lab.base}/lab/tree/tests.ipynb?token={lab.token}&reset")
+            page.wait_for_function(
+                "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+                " return !!(w && w.sessionContext); }", timeout=120_000)
+            page.evaluate("""async () => {
+                const app = window.jupyterapp, panel = app.shell.currentWidget;
+                await panel.context.ready; await panel.sessionContext.ready;
+                app.commands.execute('notebook:run-all-cells');
+            }""")
+            outputs = page.locator(".jp-Notebook .jp-Cell .jp-OutputArea")
+            outputs.nth(1).filter(has_text="sigmoid(0.5)").wait_for(timeout=120_000)
+            passed, failed = outputs.nth(0).inner_text(), outputs.nth(1).inner_text()
+        finally:
+            browser.close()
+    assert "✓ 2 checks passed" in passed
+    assert "✗ sigmoid(0.5)" in failed and "input: x = 0.5" in failed and "look again" in failed
+    assert "testing.py" not in failed and "Traceback" not in failed

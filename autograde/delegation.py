@@ -84,7 +84,13 @@ def _dotted(node: ast.AST) -> str:
     return ".".join(reversed(parts))
 
 
+DTYPE_PREFIX = "dtype:"
+DTYPE_CALLS = {"astype", "view", "dtype", "type", "to"}  # whose first argument can be a dtype
+
+
 def matches(dotted: str, entry: str) -> bool:
+    if dotted.startswith(DTYPE_PREFIX) or entry.startswith(DTYPE_PREFIX):
+        return dotted == entry  # a dtype string matches only an entry naming that string
     if entry.startswith("."):
         return dotted.endswith(entry) or dotted == entry[1:]
     return dotted == entry or dotted.startswith(entry + ".") or dotted.endswith("." + entry)
@@ -198,6 +204,15 @@ def scan(tree: ast.AST, module_at=lambda name: None) -> tuple[list[str], list[st
             root = _root_name(target) if target is not None else None
             if fn in ("setattr", "delattr") and root and module_at(root):
                 bad.append(f"changes an attribute of the module `{root}` with `{fn}`")
+        if isinstance(node, ast.Call):
+            # a dtype can be named by a string (np.asarray(x, dtype="float16"),
+            # x.astype("e")): forbid lists reach those with entries like "dtype:float16"
+            named = [k.value for k in node.keywords if k.arg == "dtype"]
+            if isinstance(node.func, ast.Attribute) and node.func.attr in DTYPE_CALLS \
+                    or isinstance(node.func, ast.Name) and node.func.id in DTYPE_CALLS:
+                named += node.args[:1]
+            dotted += [f"{DTYPE_PREFIX}{v.value}" for v in named
+                       if isinstance(v, ast.Constant) and isinstance(v.value, str)]
     return dotted, sorted(set(bad))
 
 

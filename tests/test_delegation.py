@@ -47,3 +47,17 @@ def test_own_implementation_is_not_a_violation():
     cells = {"sigmoid": analyse("sigmoid", "def sigmoid(x):\n    e = np.exp(-np.abs(x))\n"
                                            "    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))")}
     assert violations("sigmoid", FORBID, cells) == []
+
+
+def test_a_dtype_named_by_a_string_is_found_by_a_dtype_entry():
+    forbid = ["np.float16", "dtype:float16", "dtype:e"]
+    for cast in ("def cast(x):\n    return np.asarray(x, dtype='float16')",
+                 "def cast(x):\n    return np.asarray(x).astype('e')",
+                 "def cast(x):\n    return x.view(dtype='float16')"):
+        why = violations("cast", forbid, {"cast": analyse("cast", cast)})
+        assert why and "dtype:" in why[0], cast
+    fair = ("def cast(x, dtype):\n    big = 65504 if dtype == 'float16' else 3.39e38\n"
+            "    return np.where(np.abs(x) > big, 'overflow', 'ok')")
+    assert violations("cast", forbid, {"cast": analyse("cast", fair)}) == []
+    cast = "def cast(x):\n    return np.asarray(x, dtype='float16')"
+    assert violations("cast", [".float16"], {"cast": analyse("cast", cast)}) == []  # names only

@@ -17,38 +17,43 @@ from course_utils.in_practice.runs import RunConfig, RunResult
 
 __all__ = ["DOCTOR_CAUSES", "doctor_cases", "doctor_summary", "diagnose"]
 
-#: The causes students choose from in the notebook's "training doctor" finale.
+#: The causes students choose from in the notebook's "training doctor" finale. A run may have
+#: two causes, and a cause may appear in several runs (or in none).
 DOCTOR_CAUSES = {
     "A": "all weights initialized to zero",
     "B": "weights initialized far too large (N(0, 1))",
     "C": "a deep stack of sigmoid layers",
     "D": "dying ReLUs (hidden biases started very negative)",
     "E": "a learning rate far too high",
-    "F": "batch norm left in eval mode while the rest trains",
+    "F": "model.train() forgotten after an evaluation: batch norm keeps normalizing with "
+         "the running statistics it had then",
     "G": "nothing is wrong: a healthy run",
+    "H": "initial weights too small for a deep ReLU stack (PyTorch's default init, "
+         "variance 1/(3 fan_in))",
 }
-
 
 def doctor_cases(steps: int = 100) -> dict[str, tuple[str, RunConfig]]:
     """The mystery runs of the "training doctor": ``{"run 1": (card, config), ...}``.
 
     Each card says only what a student could read in their own model code (activation, batch
-    norm, optimizer); the configuration holds the hidden cause. Do not print the
-    configurations before you have made your diagnosis. Taught in ``notebooks/05_in_practice``.
+    norm, optimizer, how often the model is evaluated); the configuration holds the hidden
+    causes. Do not print the configurations before you have made
+    your diagnosis. Taught in ``notebooks/05_in_practice``.
     """
     base = RunConfig(name="mystery", steps=steps)
+    relu = "12 hidden layers of 48 ReLU units, SGD + momentum"
+    relu_bn = ("12 hidden layers of 48 ReLU units, batch norm after every Linear, "
+               "SGD + momentum, evaluated on the test set during training")
     cases = [
-        ("12 hidden layers of 48 ReLU units, batch norm after every Linear, "
-         "SGD + momentum", replace(base, batch_norm=True, bn_eval=True, init="pytorch_default")),
-        ("12 hidden layers of 48 ReLU units, SGD + momentum", replace(base, init="zeros")),
-        ("12 hidden layers of 48 ReLU units, SGD + momentum", replace(base, lr=2.0)),
-        ("12 hidden layers of 48 ReLU units, batch norm after every Linear, "
-         "SGD + momentum", replace(base, batch_norm=True)),
+        (relu_bn, replace(base, batch_norm=True, init="pytorch_default", eval_from=5)),
+        (relu, replace(base, init="zeros")),
+        (relu, replace(base, lr=2.0)),
+        (relu_bn, replace(base, batch_norm=True)),
         ("12 hidden layers of 48 sigmoid units, SGD + momentum",
          replace(base, activation="sigmoid", init="xavier")),
-        ("12 hidden layers of 48 ReLU units, SGD + momentum", replace(base, bias_init=-1.0)),
-        ("12 hidden layers of 48 ReLU units, SGD + momentum",
-         replace(base, init="normal", init_scale=1.0)),
+        (relu, replace(base, init="pytorch_default")),
+        (relu_bn, replace(base, batch_norm=True, lr=0.1, eval_from=20)),
+        (relu, replace(base, bias_init=-1.0)),
     ]
     return {f"run {i + 1}": (card, replace(cfg, name=f"run {i + 1}"))
             for i, (card, cfg) in enumerate(cases)}
@@ -79,13 +84,18 @@ def doctor_summary(run: RunResult) -> str:
         f"end max {np.max(frac_end):.2f}",
         f"weight std of the first layer: start {run.weight_std[0][0]:.3g}, "
         f"end {run.weight_std[-1][0]:.3g}",
+        "activation std of hidden layers 1, 4, 8, 12 at the last checkpoint: "
+        + " ".join(f"{run.act_std[-1][k]:.2g}" for k in (0, 3, 7, 11)
+                   if k < len(run.act_std[-1])),
         "median log10 update-to-weight ratio: "
         + (f"{med_ratio:.2f}" if math.isfinite(med_ratio)
            else "undefined (every gradient or every weight is exactly 0)"),
     ]
-    if run.bn_running_var is not None:
-        lines.append("batch-norm running variance after training (mean over layers): "
-                     f"{float(np.mean(run.bn_running_var)):.4f}")
+    if run.bn_var_history is not None:
+        steps = ", ".join(str(int(c)) for c in run.checkpoints)
+        values = " ".join(f"{v:.3g}" for v in run.bn_var_history.mean(axis=1))
+        lines.append(f"batch-norm running variance (mean over layers) at steps {steps}: "
+                     f"{values}")
     return "\n".join(lines)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -101,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         print(" ".join(cmd))
         print("JUPYTER_CONFIG_PATH=" + env.get("JUPYTER_CONFIG_PATH", ""))
         return 0
-    try:
-        return subprocess.call(cmd, env=env, cwd=cwd)
-    except KeyboardInterrupt:
-        return 0
+    # become JupyterLab (no parent left behind: stopping this process stops the lab)
+    os.chdir(cwd)
+    os.execve(cmd[0], cmd, env)
+    return 0  # not reached
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ instructors' lab, on a grading folder, has both (which shows that the first chec
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -90,19 +91,26 @@ class CourseLab:
         self._log.close()
 
 
-def _menu_titles(lab: CourseLab) -> list[str]:
+@contextlib.contextmanager
+def _page(lab: CourseLab, path: str):
+    """A headless Chromium page on ``path`` of the lab (e.g. ``lab`` or ``lab/tree/x.ipynb``)."""
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                     args=BROWSER_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"{lab.base}/lab?token={lab.token}&reset")
-            bar = page.locator("#jp-MainMenu .lm-MenuBar-itemLabel")
-            bar.filter(has_text="File").first.wait_for(timeout=120_000)
-            page.wait_for_timeout(1500)  # extensions add their menus after the first paint
-            return [t.strip() for t in bar.all_inner_texts()]
+            page.goto(f"{lab.base}/{path}?token={lab.token}&reset")
+            yield page
         finally:
             browser.close()
+
+
+def _menu_titles(lab: CourseLab) -> list[str]:
+    with _page(lab, "lab") as page:
+        bar = page.locator("#jp-MainMenu .lm-MenuBar-itemLabel")
+        bar.filter(has_text="File").first.wait_for(timeout=120_000)
+        page.wait_for_timeout(1500)  # extensions add their menus after the first paint
+        return [t.strip() for t in bar.all_inner_texts()]
 
 
 @pytest.fixture
@@ -158,25 +166,18 @@ def test_visible_test_cells_show_a_clean_result(run_lab, tmp_path):
     nbformat.write(nb, served / "tests.ipynb")
     # the students' lab, serving this folder instead of notebooks/
     lab = run_lab([], extra=(f"--ServerApp.root_dir={served}",))
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=BROWSER_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"{lab.base}/lab/tree/tests.ipynb?token={lab.token}&reset")
-            page.wait_for_function(
-                "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
-                " return !!(w && w.sessionContext); }", timeout=120_000)
-            page.evaluate("""async () => {
-                const app = window.jupyterapp, panel = app.shell.currentWidget;
-                await panel.context.ready; await panel.sessionContext.ready;
-                app.commands.execute('notebook:run-all-cells');
-            }""")
-            outputs = page.locator(".jp-Notebook .jp-Cell .jp-OutputArea")
-            outputs.nth(1).filter(has_text="sigmoid(0.5)").wait_for(timeout=120_000)
-            passed, failed = outputs.nth(0).inner_text(), outputs.nth(1).inner_text()
-        finally:
-            browser.close()
+    with _page(lab, "lab/tree/tests.ipynb") as page:
+        page.wait_for_function(
+            "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+            " return !!(w && w.sessionContext); }", timeout=120_000)
+        page.evaluate("""async () => {
+            const app = window.jupyterapp, panel = app.shell.currentWidget;
+            await panel.context.ready; await panel.sessionContext.ready;
+            app.commands.execute('notebook:run-all-cells');
+        }""")
+        outputs = page.locator(".jp-Notebook .jp-Cell .jp-OutputArea")
+        outputs.nth(1).filter(has_text="sigmoid(0.5)").wait_for(timeout=120_000)
+        passed, failed = outputs.nth(0).inner_text(), outputs.nth(1).inner_text()
     assert "✓ 2 checks passed" in passed
     assert "✗ sigmoid(0.5)" in failed and "input: x = 0.5" in failed and "look again" in failed
     assert "testing.py" not in failed and "Traceback" not in failed

@@ -33,6 +33,21 @@ def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
+RUN_ALL_TAG = "raises-exception"
+
+
+def tag_test_cells(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Tag every autograded test cell ``raises-exception``: in JupyterLab a failing test then
+    shows its message without stopping "Run All" (nbgrader still records the error)."""
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+            tags = list(cell.metadata.get("tags", []))
+            if RUN_ALL_TAG not in tags:
+                cell.metadata["tags"] = tags + [RUN_ALL_TAG]
+    return nb
+
+
 def notebook_text(nb: nbformat.NotebookNode) -> str:
     return nbformat.writes(nb) + ("" if nbformat.writes(nb).endswith("\n") else "\n")
 
@@ -66,7 +81,7 @@ def released_text(assignment: Assignment) -> str:
     with tempfile.TemporaryDirectory(prefix="tug-release-") as tmp:
         produced = _generate(assignment, Path(tmp))
         nb = nbformat.read(produced, as_version=4)
-    return notebook_text(clean_notebook(nb))
+    return notebook_text(tag_test_cells(clean_notebook(nb)))
 
 
 def release(names: list[str] | None = None, check: bool = False, root: Path | None = None) -> int:

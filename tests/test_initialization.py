@@ -165,12 +165,52 @@ def test_layer_statistics_and_theory_shapes():
     np.testing.assert_allclose(np.log(res["grad_std"]), np.log(th["grad_std"]), atol=0.4)
 
 
-def test_gaussian_moments():
-    mean, second, slope2 = I.gaussian_moments("relu", 1.0)
-    assert mean == pytest.approx(1 / math.sqrt(2 * math.pi), rel=1e-6)
-    assert second == pytest.approx(0.5, rel=1e-6)
-    assert slope2 == pytest.approx(0.5, rel=1e-3)
-    assert I.gaussian_moments("linear", 2.0)[1] == pytest.approx(2.0, rel=1e-6)
+@pytest.mark.parametrize("q", [0.25, 1.0, 3.0, 40.0])
+def test_gaussian_moments_of_relu_are_the_closed_forms(q):
+    """E[relu(z)] = s/sqrt(2 pi), E[relu(z)^2] = s^2/2, E[relu'(z)^2] = 1/2 for z ~ N(0, s^2):
+    no node on the kink, where a grid would add the density at 0 times its spacing."""
+    mean, second, slope2 = I.gaussian_moments("relu", q)
+    assert mean == pytest.approx(math.sqrt(q / (2 * math.pi)), rel=1e-12)
+    assert second == pytest.approx(q / 2, rel=1e-12)
+    assert slope2 == pytest.approx(0.5, rel=1e-12)
+    assert I.gaussian_moments("linear", q)[1] == pytest.approx(q, rel=1e-12)
+    assert I.gaussian_moments("leaky_relu", q)[1] == pytest.approx(q * (1 + 0.01**2) / 2,
+                                                                    rel=1e-12)
+
+
+def _fine_moments(activation, q):
+    """The same three integrals by Simpson's rule on 2,000,000 intervals per side of 0."""
+    t = np.linspace(0.0, 12.0, 2_000_001)
+    simpson = np.full(t.size, 2.0)
+    simpson[1::2] = 4.0
+    simpson[[0, -1]] = 1.0
+    simpson *= (t[1] - t[0]) / 3 * np.exp(-0.5 * t**2) / math.sqrt(2 * math.pi)
+    total = np.zeros(3)
+    for side in (-1.0, 1.0):
+        z = torch.tensor(side * math.sqrt(q) * t, dtype=torch.float64, requires_grad=True)
+        y = ACTIVATION_FUNCTIONS[activation](z)
+        (slope,) = torch.autograd.grad(y.sum(), z)
+        y, slope = y.detach().numpy(), slope.numpy()
+        slope[0] = slope[1]  # at a kink, the slope of the side this half-line lies on
+        total += [np.sum(simpson * y), np.sum(simpson * y**2), np.sum(simpson * slope**2)]
+    return total
+
+
+ACTIVATION_FUNCTIONS = {"tanh": torch.tanh, "elu": torch.nn.functional.elu,
+                        "selu": torch.nn.functional.selu, "gelu": torch.nn.functional.gelu,
+                        "sigmoid": torch.sigmoid}
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATION_FUNCTIONS))
+@pytest.mark.parametrize("q", [0.3, 1.0, 4.0])
+def test_gaussian_moments_match_a_fine_integral(activation, q):
+    got = I.gaussian_moments(activation, q)
+    np.testing.assert_allclose(got, _fine_moments(activation, q), rtol=1e-9, atol=1e-12)
+
+
+def test_gaussian_moments_of_a_blown_up_signal():
+    mean, second, slope2 = I.gaussian_moments("tanh", math.inf)
+    assert math.isnan(mean) and second == math.inf and math.isnan(slope2)
 
 
 def test_plots_are_pure_figures():

@@ -10,11 +10,11 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from course_utils.initialization import gaussian_moments
 from course_utils.nets import (
     HIDDEN_ACTIVATIONS,
     INIT_LABELS,
     INITS,
-    activation_module,
     he_gain,
     init_std,
     mlp,
@@ -30,23 +30,6 @@ from course_utils.plotting import (
 
 from .base import Visualiser, dropdown, int_slider, log_slider
 
-# Gauss-Hermite nodes for the weight exp(-t²/2); an even count puts no node on a kink at 0.
-_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(120)
-_GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
-
-
-def _normal_moments(activation: str, var_z: float) -> tuple[float, float, float]:
-    """E[f(z)], E[f(z)²] and E[f'(z)²] for z ~ N(0, var_z), by Gauss-Hermite quadrature."""
-    if not np.isfinite(var_z):
-        return float("nan"), float("inf"), float("nan")
-    z = torch.tensor(np.sqrt(max(var_z, 0.0)) * _GH_NODES, dtype=torch.float64,
-                     requires_grad=True)
-    f = activation_module(activation)(z)
-    (df,) = torch.autograd.grad(f.sum(), z)
-    w = torch.tensor(_GH_WEIGHTS, dtype=torch.float64)
-    f = f.detach()
-    return float((w * f).sum()), float((w * f * f).sum()), float((w * df * df).sum())
-
 
 def init_lab_data(depth: int = 10, width: int = 256, activation: str = "tanh",
                   init: str = "xavier", gain_mult: float = 1.0, layer: int | None = None,
@@ -56,7 +39,9 @@ def init_lab_data(depth: int = 10, width: int = 256, activation: str = "tanh",
     Measured: std of each layer's activations a_l, and of the gradient ∂L/∂a_l for a loss
     L = Σ a_L · g with g ~ N(0, 1). Theory (mean field, infinitely wide): Var z_l =
     fan_in · Var w · E[a_{l-1}²], moments of f(z) by quadrature; backwards Var ∂L/∂a_{l-1} =
-    fan_out · Var w · E[f'(z_l)²] · Var ∂L/∂a_l. Histograms of layer ``layer`` (default: last).
+    fan_out · Var w · E[f'(z_l)²] · Var ∂L/∂a_l, the moments from
+    :func:`course_utils.initialization.gaussian_moments`. Histograms of layer ``layer``
+    (default: last).
     """
     layer = depth if layer is None else int(min(max(layer, 1), depth))
     with single_thread():
@@ -80,7 +65,7 @@ def init_lab_data(depth: int = 10, width: int = 256, activation: str = "tanh",
         with np.errstate(over="ignore", invalid="ignore"):
             for _ in range(depth):
                 var_z = width * var_w * second_moment
-                mean, second_moment, d2 = _normal_moments(activation, var_z)
+                mean, second_moment, d2 = gaussian_moments(activation, var_z)
                 theory_act.append(np.sqrt(max(second_moment - mean**2, 0.0)))
                 dfd2.append(d2)
             theory_grad = np.empty(depth)

@@ -21,14 +21,20 @@ Importing this module changes no global state (no rcParams, no backend, no seedi
 
 The package is split by job; every public name is importable from ``course_utils.activations``:
 ``functions`` (the activation functions and their derivatives, NumPy), ``experiments``
-(dead ReLUs, the torch oracle, ``make_mlp``, timings) and ``plots``.
+(dead ReLUs and whether other units come back, the torch oracle, ``make_mlp``, timings)
+and ``plots``.
 """
 
 from course_utils.activations.experiments import (
+    DYING_ACTIVATIONS,
+    DyingRun,
     dead_relu_fraction,
+    dying_units_experiment,
     fp_outcome,
     make_mlp,
+    off_unit_fraction,
     reference_activations,
+    summarize_runs,
     time_activations,
     torch_activation,
 )
@@ -60,6 +66,7 @@ from course_utils.activations.plots import (
     plot_activation_speed,
     plot_activations,
     plot_dead_relu_fraction,
+    plot_dying_units,
     plot_gelu_approximations,
     plot_gradient_decay,
 )
@@ -93,9 +100,15 @@ __all__ = [
     "reference_activations",
     "make_mlp",
     "time_activations",
+    "DYING_ACTIVATIONS",
+    "DyingRun",
+    "off_unit_fraction",
+    "dying_units_experiment",
+    "summarize_runs",
     "plot_activations",
     "plot_gradient_decay",
     "plot_dead_relu_fraction",
+    "plot_dying_units",
     "plot_gelu_approximations",
     "plot_activation_speed",
 ]

@@ -1,5 +1,6 @@
-"""Experiments of ``notebooks/01_activations``: dead ReLUs, the torch oracle the tests compare
-with, the notebook's MLP and activation timings.
+"""Experiments of ``notebooks/01_activations``: dead ReLUs (and whether leaky ReLU or GELU
+units come back), the torch oracle the tests compare with, the notebook's MLP and activation
+timings.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -186,4 +188,131 @@ def time_activations(n: int = 1_000_000, repeat: int = 5, number: int = 3,
                     (g,) = torch.autograd.grad(y, x, ones)
             best = min(best, (time.perf_counter() - start) / number)
         out[name] = best * 1e6
+    return out
+
+
+# --------------------------------------------------------------------------- do other units die?
+#: The activations :func:`dying_units_experiment` compares, by the names it prints.
+DYING_ACTIVATIONS = {"ReLU": "relu", "leaky ReLU (0.01)": "leaky_relu", "GELU": "gelu"}
+
+
+def off_unit_fraction(model, x) -> float:
+    """Fraction of the hidden units of a plain ``nn.Sequential`` MLP (as :func:`make_mlp` builds
+    it) whose pre-activation is ``<= 0`` for every sample of ``x``.
+
+    For ReLU such a unit outputs 0 on every sample and passes no gradient back: it is dead, the
+    count :func:`dead_relu_fraction` makes. For leaky ReLU or GELU the same unit is only *off*:
+    its slope there is small but not 0, so training can still move it. The pre-activations are
+    the outputs of every ``nn.Linear`` but the last (the head). Runs under ``torch.no_grad()``.
+    Taught in ``notebooks/01_activations``.
+    """
+    import torch
+    from torch import nn
+
+    layers = list(model)
+    if not layers or not isinstance(layers[-1], nn.Linear):
+        raise ValueError("off_unit_fraction needs an nn.Sequential that ends with an "
+                         "nn.Linear head")
+    off = total = 0
+    h = x
+    with torch.no_grad():
+        for layer in layers[:-1]:
+            h = layer(h)
+            if isinstance(layer, nn.Linear):
+                off += int((h <= 0).all(dim=0).sum())
+                total += h.shape[1]
+    if total == 0:
+        raise ValueError("the model has no hidden nn.Linear layer")
+    return off / total
+
+
+@dataclass(frozen=True)
+class DyingRun:
+    """One run of :func:`dying_units_experiment`: an activation, a seed, and what was measured
+    after the burst of large steps and after the recovery phase (fractions of hidden units
+    that are off on every training sample, test accuracy; training loss at the end)."""
+
+    activation: str
+    seed: int
+    off_after_burst: float
+    accuracy_after_burst: float
+    off_after_recovery: float
+    accuracy_after_recovery: float
+    train_loss: float
+
+
+def dying_units_experiment(activations: Sequence[str] = tuple(DYING_ACTIVATIONS),
+                           seeds: Sequence[int] = range(5), burst_lr: float = 0.1,
+                           burst_steps: int = 50, recovery_lr: float = 0.003,
+                           recovery_steps: int = 100, depth: int = 4, width: int = 64,
+                           batch_size: int = 64) -> list[DyingRun]:
+    """Kill units with a burst of too-large steps, then train normally: which units come back?
+
+    On the digits data (:func:`course_utils.datasets.load_digits_split`, standardized), a
+    ``depth`` x ``width`` MLP with He normal weights (:func:`make_mlp`, the same init for every
+    activation) is trained with Adam at ``burst_lr`` for ``burst_steps`` minibatches, then
+    with a fresh Adam at ``recovery_lr`` for ``recovery_steps``. For every seed, the weights
+    and the minibatches are the same for every activation; only the activation differs.
+    ``activations`` are keys of :data:`DYING_ACTIVATIONS`. Units are counted with
+    :func:`off_unit_fraction` on the training split, accuracy on the test split.
+    Returns one :class:`DyingRun` per activation and seed. Taught in
+    ``notebooks/01_activations``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from course_utils.datasets import load_digits_split
+    from course_utils.nets import ACTIVATIONS, single_thread
+
+    x, y, x_test, y_test = load_digits_split()
+
+    def he(w, gen):
+        torch.nn.init.kaiming_normal_(w, nonlinearity="relu", generator=gen)
+
+    def test_accuracy(model):
+        with torch.no_grad():
+            return float((model(x_test).argmax(1) == y_test).double().mean())
+
+    runs = []
+    with single_thread():
+        for name in activations:
+            if name not in DYING_ACTIVATIONS:
+                raise ValueError(f"unknown activation {name!r}; choose from "
+                                 f"{list(DYING_ACTIVATIONS)}")
+            act = ACTIVATIONS[DYING_ACTIVATIONS[name]]
+            for seed in seeds:
+                model = make_mlp(depth=depth, width=width, activation=act,
+                                 in_features=x.shape[1], out_features=10, init=he, seed=seed)
+                batches = torch.Generator().manual_seed(1000 + seed)
+                measured = []
+                for lr, steps in ((burst_lr, burst_steps), (recovery_lr, recovery_steps)):
+                    opt = torch.optim.Adam(model.parameters(), lr=lr)
+                    for _ in range(steps):
+                        idx = torch.randint(0, len(x), (batch_size,), generator=batches)
+                        loss = F.cross_entropy(model(x[idx]), y[idx])
+                        opt.zero_grad()
+                        loss.backward()
+                        opt.step()
+                    measured += [off_unit_fraction(model, x), test_accuracy(model)]
+                with torch.no_grad():
+                    train_loss = float(F.cross_entropy(model(x), y))
+                runs.append(DyingRun(name, int(seed), *measured, train_loss))
+    return runs
+
+
+def summarize_runs(runs: Sequence, fields: Sequence[str]
+                   ) -> dict[str, dict[str, tuple[float, float]]]:
+    """``{activation: {field: (mean, std)}}`` over the seeds of ``runs`` (population std).
+
+    ``runs`` are :class:`DyingRun` (or any objects with an ``activation`` attribute and the
+    ``fields``); activations keep the order in which they first appear.
+    """
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    names = list(dict.fromkeys(r.activation for r in runs))
+    for name in names:
+        mine = [r for r in runs if r.activation == name]
+        out[name] = {}
+        for f in fields:
+            v = np.array([getattr(r, f) for r in mine], dtype=float)
+            out[name][f] = (float(v.mean()), float(v.std()))
     return out

@@ -146,3 +146,36 @@ def plot_activation_speed(times_us: Mapping[str, float]):
     ax.set_title("Cost of each activation in torch (ratio to ReLU)")
     ax.set_xlim(0, vals.max() * 1.2)
     return fig
+
+
+def plot_dying_units(runs):
+    """What :func:`dying_units_experiment` measured, one dot per seed and a bar for the mean:
+    left, the fraction of hidden units that are off on every training sample; right, the test
+    accuracy; each after the burst of large steps and after the recovery phase.
+
+    ``runs`` is the list of :class:`DyingRun` it returns. Taught in
+    ``notebooks/01_activations``.
+    """
+    names = list(dict.fromkeys(r.activation for r in runs))
+    panels = [("fraction of hidden units off on every sample",
+               ("off_after_burst", "off_after_recovery")),
+              ("test accuracy", ("accuracy_after_burst", "accuracy_after_recovery"))]
+    phases = ("after the burst", "after recovery")
+    fig, axes = subplots(1, 2, figsize=(10, 3.8))
+    pos = np.arange(len(names))
+    for ax, (ylabel, fields) in zip(axes[0], panels, strict=True):
+        for j, (field, phase) in enumerate(zip(fields, phases, strict=True)):
+            offset = (j - 0.5) * 0.36
+            for i, name in enumerate(names):
+                v = np.array([getattr(r, field) for r in runs if r.activation == name])
+                ax.bar(pos[i] + offset, v.mean(), 0.34, color=color(j), alpha=0.45,
+                       label=phase if i == 0 else None)
+                ax.plot(np.full(v.size, pos[i] + offset), v, "o", ms=4, color=color(j))
+        ax.set_xticks(pos, names)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=9, loc="upper right")
+    axes[0, 0].set_title("Units that are off (dots: seeds; bars: mean)", fontsize=10)
+    axes[0, 1].set_title("Test accuracy on the digits (10 classes)", fontsize=10)
+    return fig

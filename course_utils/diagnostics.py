@@ -54,6 +54,7 @@ __all__ = [
     "measured_update_ratio",
     "weight_grad_norms",
     "update_ratios",
+    "capture_outputs",
 ]
 
 #: Activation modules whose output saturates (derivative near 0 for large |z|).
@@ -196,6 +197,36 @@ def update_ratios(model: nn.Module, lr: float, min_dim: int = 2) -> dict[str, fl
 
 
 # --------------------------------------------------------------------------- hooks
+def capture_outputs(model: nn.Module, x: torch.Tensor, modules: Iterable[nn.Module], *,
+                    no_grad: bool = True) -> tuple[object, list[tuple[nn.Module, torch.Tensor]]]:
+    """Run ``model(x)`` once and capture what each of ``modules`` returned.
+
+    Returns ``(output, calls)``: the model's output and one ``(module, its output)`` pair per
+    call of a watched module, in the order the forward pass ran them (a module called twice
+    appears twice). With ``no_grad=True`` (the default) the pass runs under
+    ``torch.no_grad()``; with ``no_grad=False`` the captured outputs stay in the autograd
+    graph, so ``torch.autograd.grad(loss, [a for _, a in calls])`` gives ``dL/da``. The forward
+    hooks are removed before returning, even after an exception. Used in
+    ``notebooks/05_in_practice`` (its training runs and ``gradient_health``).
+    """
+    calls: list[tuple[nn.Module, torch.Tensor]] = []
+
+    def hook(module, inputs, output):
+        calls.append((module, output))
+
+    handles = [m.register_forward_hook(hook) for m in modules]
+    try:
+        if no_grad:
+            with torch.no_grad():
+                out = model(x)
+        else:
+            out = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return out, calls
+
+
 @dataclass
 class LayerStats:
     """What one module did during the last forward (and backward) pass inside the recorder.

@@ -18,15 +18,21 @@ def data():
 
 
 def _direct_report(model, x, y, loss_fn):
-    """The rule of notebook 05 computed the plain way: backward() on a copy of the model."""
+    """The rule of notebook 05 computed the plain way: backward() on a copy of the model,
+    with tensor hooks for dL/dz at each Linear's output."""
     import copy
 
     m = copy.deepcopy(model)
-    acts = {}
+    acts, zgrads = {}, {}
     mods = list(m.modules())
     for i, mod in enumerate(mods):
         if isinstance(mod, (nn.Sigmoid, nn.Tanh, nn.ReLU)):
             mod.register_forward_hook(lambda mm, inp, out, i=i: acts.__setitem__(i, out.detach()))
+        if isinstance(mod, nn.Linear):
+            def keep_grad(mm, inp, out, i=i):
+                out.register_hook(lambda g: zgrads.__setitem__(i, g))  # returns None: out stays
+
+            mod.register_forward_hook(keep_grad)
     loss_fn(m(x), y).backward()
     layers = []
     lin_idx = [i for i, mod in enumerate(mods) if isinstance(mod, nn.Linear)]
@@ -42,7 +48,8 @@ def _direct_report(model, x, y, loss_fn):
                 sat = float(((2 * a - 1).abs() > 0.97).double().mean())
             else:
                 sat = float((a.abs() > 0.97).double().mean())
-        layers.append((float(mods[i].weight.grad.double().norm()), sat, dead))
+        rms = float(zgrads[i].double().pow(2).mean().sqrt())
+        layers.append((float(mods[i].weight.grad.double().norm()), rms, sat, dead))
     return layers
 
 
@@ -59,9 +66,11 @@ def test_gradient_health_matches_direct_computation(kw):
     direct = _direct_report(model, x, y, loss_fn)
     assert [d["name"] for d in rep["layers"]] == [n for n, m in model.named_modules()
                                                   if isinstance(m, nn.Linear)]
-    for d, (g, s, z) in zip(rep["layers"], direct, strict=True):
-        assert set(d) == {"name", "grad_norm", "saturated_fraction", "dead_fraction"}
+    for d, (g, r, s, z) in zip(rep["layers"], direct, strict=True):
+        assert set(d) == {"name", "grad_norm", "out_grad_rms", "saturated_fraction",
+                          "dead_fraction"}
         assert math.isclose(d["grad_norm"], g, rel_tol=1e-5, abs_tol=1e-12)
+        assert math.isclose(d["out_grad_rms"], r, rel_tol=1e-5, abs_tol=1e-15)
         assert d["saturated_fraction"] == pytest.approx(s, abs=1e-12)
         assert d["dead_fraction"] == pytest.approx(z, abs=1e-12)
     assert all(type(d["grad_norm"]) is float for d in rep["layers"])
@@ -83,29 +92,54 @@ def test_gradient_health_leaves_model_untouched():
 
 @pytest.mark.parametrize("kw, verdict", [
     (dict(depth=4, width=32), "healthy"),
+    (dict(depth=12, width=48), "healthy"),                          # He, deep
     (dict(depth=12, width=32, activation="sigmoid", init="default"), "vanishing"),
+    (dict(depth=10, width=32, activation="sigmoid", init="xavier"), "vanishing"),
     (dict(depth=6, width=64, init="normal"), "exploding"),
+    (dict(depth=10, width=32, scale=3.0), "exploding"),             # uniformly over-scaled He
     (dict(depth=5, width=32, init="zeros"), "vanishing"),
-    (dict(depth=4, width=32, head_scale=1e-4), "vanishing"),
-    (dict(depth=8, width=128, activation="sigmoid", init="normal", scale=3.0), "vanishing"),
+    (dict(depth=3, width=32, bias=-1.0), "saturated or dead"),      # many dead units, flat
+    (dict(depth=4, width=32, head_scale=1e-4), "healthy"),          # tiny output layer
+    (dict(depth=8, width=128, activation="sigmoid", init="normal", scale=3.0),
+     "saturated or dead"),
     (dict(depth=10, width=32, activation="selu", init="lecun"), "healthy"),
 ])
 def test_verdicts_of_built_networks(kw, verdict):
     assert ip.gradient_health(*ip.build_health_case(**kw))["verdict"] == verdict
 
 
+@pytest.mark.parametrize("kw", [
+    dict(depth=6, width=64, init="normal"),
+    dict(depth=10, width=32, activation="sigmoid", init="xavier"),
+    dict(depth=3, width=32, bias=-1.0),
+    dict(depth=4, width=32, head_scale=1e-4),
+])
+def test_verdict_is_free_of_the_loss_scale(kw):
+    model, x, y, loss_fn = ip.build_health_case(**kw)
+    base = ip.gradient_health(model, x, y, loss_fn)["verdict"]
+    for c in (1e-6, 1e6):
+        assert ip.gradient_health(model, x, y, lambda o, t, c=c: c * loss_fn(o, t))[
+            "verdict"] == base
+
+
 def test_health_verdict_rule():
     v = ip.health_verdict
-    assert v([1.0, 1.0], [0, 0], [0, 0]) == "healthy"
-    assert v([1.0, float("nan")], [0, 0], [0, 0]) == "exploding"
-    assert v([1.0, 2e3], [0, 0], [0, 0]) == "exploding"
-    assert v([1e-6, 1e-6], [0, 0], [0, 0]) == "vanishing"
-    assert v([1e-4, 1.0], [0, 0], [0, 0]) == "vanishing"   # first < 1e-3 * last
-    assert v([1.0, 1e-4], [0, 0], [0, 0]) == "healthy"     # the ratio is first / last only
-    assert v([1.0, 1.0], [0.6, 0], [0, 0]) == "vanishing"
-    assert v([1.0, 1.0], [0, 0], [0.5, 0]) == "healthy"    # strictly above 0.5
+    one, zero = [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]
+    assert v(one, one, zero, zero) == "healthy"
+    assert v([1.0, float("nan"), 1.0], one, zero, zero) == "exploding"
+    assert v(one, [float("inf"), 1.0, 1.0], zero, zero) == "exploding"
+    assert v(one, [2e3, 1.0, 1.0], zero, zero) == "exploding"     # first hidden / last hidden
+    assert v(one, [1e-4, 1.0, 1.0], zero, zero) == "vanishing"
+    assert v(one, [1.0, 1.0, 1e-6], zero, zero) == "healthy"      # the output layer is not used
+    assert v([1e9, 1e9, 1e9], [5e8, 1e9, 1e9], zero, zero) == "healthy"   # no absolute size
+    assert v(zero, zero, zero, zero) == "vanishing"               # nothing flows at all
+    assert v(one, one, [0.6, 0, 0], zero) == "saturated or dead"
+    assert v(one, one, zero, [0, 0.6, 0]) == "saturated or dead"
+    assert v(one, [1e-4, 1.0, 1.0], zero, [0, 0.9, 0]) == "vanishing"  # vanishing comes first
+    assert v(one, one, [0.5, 0, 0], zero) == "healthy"            # strictly above 0.5
+    assert v([1.0, 1.0], [1e-9, 1.0], zero[:2], zero[:2]) == "healthy"  # one hidden layer
     with pytest.raises(ValueError):
-        v([], [], [])
+        v([], [], [], [])
 
 
 def test_make_mlp_inits_and_determinism():

@@ -22,10 +22,10 @@ Importing this package changes no global state.
 
 from course_utils.in_practice.doctor import DOCTOR_CAUSES, diagnose, doctor_cases, doctor_summary
 from course_utils.in_practice.health import (
-    EXPLODE_ABS,
+    EXPLODE_RATIO,
     SATURATION_MAX,
-    VANISH_ABS,
     VANISH_RATIO,
+    VERDICTS,
     build_health_case,
     collect_layer_tensors,
     gradient_health,
@@ -54,9 +54,9 @@ from course_utils.in_practice.runs import (
 )
 
 __all__ = [
-    "VANISH_ABS",
     "VANISH_RATIO",
-    "EXPLODE_ABS",
+    "EXPLODE_RATIO",
+    "VERDICTS",
     "SATURATION_MAX",
     "RunConfig",
     "RunResult",

@@ -9,18 +9,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_utils.diagnostics import dead_fraction, saturated_fraction
+from course_utils.diagnostics import capture_outputs, dead_fraction, saturated_fraction
 from course_utils.nets import ACTIVATION_TYPES, init_linear_, init_std, mlp
 
-__all__ = ["EXPLODE_ABS", "VANISH_ABS", "VANISH_RATIO", "SATURATION_MAX",
+__all__ = ["VANISH_RATIO", "EXPLODE_RATIO", "SATURATION_MAX", "VERDICTS",
            "layer_activation_fraction", "health_verdict", "gradient_health",
            "build_health_case", "collect_layer_tensors"]
 
-#: ``gradient_health`` thresholds (stated in ``notebooks/05_in_practice``).
-EXPLODE_ABS = 1e3
-VANISH_ABS = 1e-5
+#: ``gradient_health`` thresholds (stated in ``notebooks/05_in_practice``): the gradient that
+#: reaches the first hidden layer against the one at the last hidden layer, and the largest
+#: saturated or dead fraction of a layer.
 VANISH_RATIO = 1e-3
+EXPLODE_RATIO = 1e3
 SATURATION_MAX = 0.5
+#: The verdicts, in the order the rule tests them (``"healthy"`` when none applies).
+VERDICTS = ("exploding", "vanishing", "saturated or dead", "healthy")
 
 
 def layer_activation_fraction(module: nn.Module, a: torch.Tensor) -> float:
@@ -44,61 +47,64 @@ _WATCHED_ACTS = (nn.Sigmoid, nn.Tanh, nn.ReLU)
 
 
 def _act_after_each_linear(model: nn.Module, x: torch.Tensor):
-    """Run ``model(x)`` once with forward hooks on every ``nn.Linear`` and every watched
-    activation (``nn.Sigmoid``, ``nn.Tanh``, ``nn.ReLU``).
+    """Run ``model(x)`` once (in the autograd graph) with forward hooks on every ``nn.Linear``
+    and every watched activation (``nn.Sigmoid``, ``nn.Tanh``, ``nn.ReLU``).
 
-    Returns ``(output, entries)``: one entry ``(name, linear, act)`` per ``nn.Linear`` in
-    ``model.named_modules()`` order, where ``act`` is ``(module, output)`` of the first watched
-    activation that ran after that Linear and before the next Linear ran, or ``None``.
+    Returns ``(output, entries)``: one entry ``(name, linear, z, act)`` per ``nn.Linear`` in
+    ``model.named_modules()`` order, where ``z`` is the Linear's output (``None`` if it did
+    not run) and ``act`` is ``(module, output)`` of the first watched activation that ran
+    after that Linear and before the next Linear ran, or ``None``.
     """
-    events: list[tuple[nn.Module, torch.Tensor]] = []
-
-    def hook(module, inputs, output):
-        events.append((module, output))
-
-    handles = []
-    try:
-        for m in model.modules():
-            if isinstance(m, (nn.Linear, *_WATCHED_ACTS)):
-                handles.append(m.register_forward_hook(hook))
-        out = model(x)
-    finally:
-        for h in handles:
-            h.remove()
+    watched = [m for m in model.modules() if isinstance(m, (nn.Linear, *_WATCHED_ACTS))]
+    out, calls = capture_outputs(model, x, watched, no_grad=False)
+    z_of: dict[int, torch.Tensor] = {}
     act_of: dict[int, tuple[nn.Module, torch.Tensor]] = {}
     current = None
-    for m, o in events:
+    for m, o in calls:
         if isinstance(m, nn.Linear):
             current = id(m)
+            z_of.setdefault(current, o)
         elif current is not None and current not in act_of:
             act_of[current] = (m, o)
             current = None
-    entries = [(name, m, act_of.get(id(m))) for name, m in model.named_modules()
-               if isinstance(m, nn.Linear)]
+    entries = [(name, m, z_of.get(id(m)), act_of.get(id(m)))
+               for name, m in model.named_modules() if isinstance(m, nn.Linear)]
     return out, entries
 
 
-def health_verdict(grad_norms: list[float], saturated: list[float], dead: list[float]) -> str:
-    """The notebook's rule, from per-layer weight-gradient norms (input side first, output
-    layer last) and each layer's saturated and dead fractions.
+def health_verdict(grad_norms: list[float], out_grad_rms: list[float], saturated: list[float],
+                   dead: list[float]) -> str:
+    """The notebook's rule, from per-layer values in report order (input side first, the
+    output layer last): weight-gradient norms, the RMS of ``dL/dz`` at each Linear's output
+    ``z``, and each layer's saturated and dead fractions.
 
-    1. ``"exploding"`` if any norm is inf or NaN, or the largest norm exceeds ``EXPLODE_ABS``
-       (1e3);
-    2. otherwise ``"vanishing"`` if the largest norm is below ``VANISH_ABS`` (1e-5), or the
-       first layer's norm is below ``VANISH_RATIO`` (1e-3) times the last (output) layer's,
-       or some layer's saturated or dead fraction exceeds ``SATURATION_MAX`` (0.5);
-    3. otherwise ``"healthy"``.
+    With ``r = out_grad_rms[0] / out_grad_rms[-2]`` (first hidden layer over last hidden
+    layer; defined only with at least two hidden layers and ``out_grad_rms[-2] > 0``):
 
-    Taught in ``notebooks/05_in_practice``.
+    1. ``"exploding"`` if any value is inf or NaN, or ``r > EXPLODE_RATIO`` (1e3);
+    2. otherwise ``"vanishing"`` if every weight gradient is exactly 0, or
+       ``r < VANISH_RATIO`` (1e-3);
+    3. otherwise ``"saturated or dead"`` if some layer's saturated or dead fraction exceeds
+       ``SATURATION_MAX`` (0.5);
+    4. otherwise ``"healthy"``.
+
+    Every test is a ratio or an exact zero, so multiplying the loss (or every gradient) by a
+    constant never changes the verdict. Taught in ``notebooks/05_in_practice``.
     """
     g = np.asarray(grad_norms, dtype=float)
+    d = np.asarray(out_grad_rms, dtype=float)
     s = np.concatenate([np.asarray(saturated, dtype=float), np.asarray(dead, dtype=float)])
     if g.size == 0:
         raise ValueError("no layers")
-    if not np.isfinite(g).all() or g.max() > EXPLODE_ABS:
+    if not (np.isfinite(g).all() and np.isfinite(d).all()):
         return "exploding"
-    if g.max() < VANISH_ABS or g[0] < VANISH_RATIO * g[-1] or (s > SATURATION_MAX).any():
+    r = d[0] / d[-2] if d.size >= 3 and d[-2] > 0 else float("nan")
+    if r > EXPLODE_RATIO:
+        return "exploding"
+    if (g == 0).all() or r < VANISH_RATIO:
         return "vanishing"
+    if (s > SATURATION_MAX).any():
+        return "saturated or dead"
     return "healthy"
 
 
@@ -111,6 +117,7 @@ def gradient_health(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn)
 
         {"name": str,                  # the Linear's name in model.named_modules()
          "grad_norm": float,           # L2 norm of d loss / d weight (the bias is ignored)
+         "out_grad_rms": float,        # root mean square of d loss / d z, z the Linear's output
          "saturated_fraction": float,  # after a Sigmoid/Tanh: entries with |2a-1| or |a| > 0.97
          "dead_fraction": float}       # after a ReLU: units that are 0 for every sample
 
@@ -121,10 +128,15 @@ def gradient_health(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn)
     """
     out, entries = _act_after_each_linear(model, x)
     loss = loss_fn(out, y)
-    grads = torch.autograd.grad(loss, [m.weight for _, m, _ in entries], allow_unused=True)
+    ran = [z for _, _, z, _ in entries if z is not None]
+    grads = torch.autograd.grad(loss, [m.weight for _, m, _, _ in entries] + ran,
+                                allow_unused=True)
+    w_grads, z_grads = grads[:len(entries)], iter(grads[len(entries):])
     layers = []
-    for (name, _, act), g in zip(entries, grads, strict=True):
+    for (name, _, z, act), g in zip(entries, w_grads, strict=True):
         norm = 0.0 if g is None else float(g.detach().to(torch.float64).norm())
+        gz = next(z_grads) if z is not None else None
+        rms = 0.0 if gz is None else float(gz.detach().to(torch.float64).pow(2).mean().sqrt())
         sat = dead = 0.0
         if act is not None:
             module, a = act[0], act[1].detach()
@@ -133,9 +145,10 @@ def gradient_health(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn)
             else:
                 sat = saturated_fraction(a, "sigmoid" if isinstance(module, nn.Sigmoid)
                                          else "tanh")
-        layers.append({"name": name, "grad_norm": norm, "saturated_fraction": float(sat),
-                       "dead_fraction": float(dead)})
+        layers.append({"name": name, "grad_norm": norm, "out_grad_rms": rms,
+                       "saturated_fraction": float(sat), "dead_fraction": float(dead)})
     verdict = health_verdict([d["grad_norm"] for d in layers],
+                             [d["out_grad_rms"] for d in layers],
                              [d["saturated_fraction"] for d in layers],
                              [d["dead_fraction"] for d in layers])
     return {"layers": layers, "verdict": verdict}
@@ -191,16 +204,9 @@ def collect_layer_tensors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lo
     come from ``torch.autograd.grad``). Taught in ``notebooks/05_in_practice``.
     """
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    acts = [(n, m) for n, m in model.named_modules()
-            if isinstance(m, ACTIVATION_TYPES)]
-    outs: list[torch.Tensor] = [None] * len(acts)  # type: ignore[list-item]
-    handles = [m.register_forward_hook(lambda mod, i, o, k=k: outs.__setitem__(k, o))
-               for k, (_, m) in enumerate(acts)]
-    try:
-        loss = loss_fn(model(x), y)
-    finally:
-        for h in handles:
-            h.remove()
-    grads = torch.autograd.grad(loss, outs)
+    acts = [(n, m) for n, m in model.named_modules() if isinstance(m, ACTIVATION_TYPES)]
+    out, calls = capture_outputs(model, x, [m for _, m in acts], no_grad=False)
+    outs = [o for _, o in calls]
+    grads = torch.autograd.grad(loss_fn(out, y), outs)
     return ([n for n, _ in acts], [o.detach().numpy().ravel() for o in outs],
             [g.detach().numpy().ravel() for g in grads])

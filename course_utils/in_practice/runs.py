@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from course_utils.diagnostics import capture_outputs
 from course_utils.in_practice.health import layer_activation_fraction
 from course_utils.nets import ACTIVATION_TYPES, INITS, MLP, init_linear_, mlp
 
@@ -155,16 +156,18 @@ class RunResult:
 
 
 def _make_optimizer(cfg: RunConfig, params, phase: int = 0):
+    # foreach=True: one batched update for all parameters (the small nets here are dominated
+    # by per-tensor overhead); the arithmetic is that of the per-tensor loop.
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr)
+        return torch.optim.SGD(params, lr=cfg.lr, foreach=True)
     if cfg.optimizer == "momentum":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, foreach=True)
     if cfg.optimizer == "adam" or (cfg.optimizer == "adam_then_sgd" and phase == 0):
-        return torch.optim.Adam(params, lr=cfg.lr)
+        return torch.optim.Adam(params, lr=cfg.lr, foreach=True)
     if cfg.optimizer == "adam_then_sgd":
-        return torch.optim.SGD(params, lr=cfg.lr_after, momentum=0.9)
+        return torch.optim.SGD(params, lr=cfg.lr_after, momentum=0.9, foreach=True)
     if cfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg.lr)
+        return torch.optim.RMSprop(params, lr=cfg.lr, foreach=True)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 
@@ -181,18 +184,11 @@ def _set_mode(model: nn.Module, cfg: RunConfig, step: int = 0) -> None:
 
 def _probe(model: nn.Module, x: torch.Tensor):
     acts = [m for m in model.modules() if isinstance(m, ACTIVATION_TYPES)]
-    outs: dict[int, torch.Tensor] = {}
-    handles = [m.register_forward_hook(
-        lambda mod, i, o, k=k: outs.__setitem__(k, o.detach())) for k, m in enumerate(acts)]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    std = [float(outs[k].double().std(unbiased=False)) for k in range(len(acts))]
-    mean = [float(outs[k].double().mean()) for k in range(len(acts))]
-    frac = [layer_activation_fraction(m, outs[k]) for k, m in enumerate(acts)]
+    _, calls = capture_outputs(model, x, acts)
+    outs = {id(m): o for m, o in calls}
+    std = [float(outs[id(m)].double().std(unbiased=False)) for m in acts]
+    mean = [float(outs[id(m)].double().mean()) for m in acts]
+    frac = [layer_activation_fraction(m, outs[id(m)]) for m in acts]
     return std, mean, frac
 
 
@@ -241,6 +237,16 @@ class Trainer:
         self.diverged = False
         self.clipped = 0
         self.step = 0
+        self._mode: str | None = None
+
+    def _ensure_mode(self, step: int) -> None:
+        """:func:`_set_mode` for ``step``, skipped when the model is already in that mode
+        (walking every module on every step is a sizeable share of a small run's time)."""
+        cfg = self.cfg
+        mode = "eval" if cfg.eval_from is not None and step >= cfg.eval_from else "train"
+        if mode != self._mode:
+            _set_mode(self.model, cfg, step)
+            self._mode = mode
 
     @property
     def done(self) -> bool:
@@ -248,8 +254,8 @@ class Trainer:
 
     def checkpoint(self, step: int) -> None:
         """Record the activations' statistics on the probe batch and the weights' spread."""
-        model, cfg = self.model, self.cfg
-        _set_mode(model, cfg, step)  # the probe sees the mode the training step would use
+        model = self.model
+        self._ensure_mode(step)  # the probe sees the mode the training step would use
         norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
         was = [m.momentum for m in norms]
         for m in norms:
@@ -279,7 +285,7 @@ class Trainer:
                 self.opt = _make_optimizer(cfg, model.parameters(), phase=1)
             if step % cfg.record_every == 0:
                 self.checkpoint(step)
-            _set_mode(model, cfg, step)
+            self._ensure_mode(step)
             idx = torch.randint(0, n, (cfg.batch_size,), generator=self.gen)
             loss = self.loss_fn(model(self.x_train[idx]), self.y_train[idx])
             self.opt.zero_grad(set_to_none=True)
@@ -287,14 +293,14 @@ class Trainer:
             lv = float(loss.detach())
             self.losses[step] = lv
             lr = self.opt.param_groups[0]["lr"]
-            ws = torch.stack([m.weight.detach().std(unbiased=False) for m in linears]).double()
-            gs = torch.stack([m.weight.grad.detach().std(unbiased=False)
-                              for m in linears]).double()
-            self.grad_norms[step] = torch.stack([m.weight.grad.detach().norm()
-                                                 for m in linears]).double()
+            with torch.no_grad():
+                ws = torch.stack([m.weight.std(unbiased=False) for m in linears]).double()
+                grads = [m.weight.grad for m in linears]
+                gs = torch.stack([g.std(unbiased=False) for g in grads]).double().numpy()
+                self.grad_norms[step] = torch.stack(torch._foreach_norm(grads)).double()
             with np.errstate(all="ignore"):
-                self.update_ratios[step] = np.log10(lr * gs.numpy() / ws.numpy())
-                self.grad_to_weight[step] = gs.numpy() / ws.numpy()
+                self.grad_to_weight[step] = gs / ws.numpy()
+                self.update_ratios[step] = np.log10(lr * self.grad_to_weight[step])
             before = [m.weight.detach().clone() for m in linears] if cfg.measure_steps else None
             if not math.isfinite(lv):
                 self.diverged = True

@@ -13,6 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 from course_utils import visualisers as V
@@ -126,6 +127,31 @@ def test_plot_activations_figure_and_empty_selection():
     fig = V.plot_activations(V.activation_data(("tanh",)))
     assert len(fig.axes) == 3 and all(ax.get_xlabel() or ax.get_ylabel() for ax in fig.axes)
     assert isinstance(V.plot_activations(V.activation_data(())), Figure)
+
+
+def test_saturation_strips_do_not_overlap():
+    """Each activation's saturated inputs are one strip of its own below f' = 0, in its colour,
+    so eight activations at once stay readable (no overlapping shaded regions)."""
+    names = ("sigmoid", "tanh", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu")
+    d = V.activation_data(names, sigma=4.0)
+    ax_d = V.plot_activations(d).axes[1]
+    strips = [c for c in ax_d.collections if isinstance(c, PolyCollection)]
+    saturating = [n for n in names if d["curves"][n]["saturated"]]
+    assert len(strips) == len(saturating) == 7  # leaky ReLU never saturates
+    bands = sorted((float(p.get_extents().y0), float(p.get_extents().y1))
+                   for c in strips for p in c.get_paths()[:1])
+    assert all(hi <= lo_next for (_, hi), (lo_next, _) in zip(bands, bands[1:], strict=False))
+    assert all(hi <= 0 for _, hi in bands)  # below the curves, not on top of them
+
+
+def test_activation_explorer_shows_every_row_and_selects_what_the_notebook_compares():
+    """Notebook 01, section 12 asks first to compare ReLU, ELU and SELU; the list shows all eight
+    activations, so a selected one is never scrolled out of sight."""
+    vis = V.ActivationExplorer()
+    assert tuple(vis.params["activations"]) == ("relu", "elu", "selu")
+    select = vis.controls["activations"]
+    assert select.rows == len(select.options) == 8
+    assert set(select.value) == {"relu", "elu", "selu"}
 
 
 # -- 02 initialization --------------------------------------------------------------------------

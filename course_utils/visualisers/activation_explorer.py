@@ -24,6 +24,7 @@ from .base import Visualiser, dropdown, float_slider
 
 ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu")
 SATURATION_THRESHOLD = 0.05  # |f'(x)| below this counts as saturated
+SATURATION_LANE = 0.12  # height (in units of f') of each activation's strip of saturated inputs
 
 
 def _activation_fn(name: str, negative_slope: float, alpha: float, approximate: str):
@@ -105,7 +106,8 @@ def activation_data(activations=("sigmoid", "relu"), negative_slope: float = 0.0
 
 
 def plot_activations(data: dict, fig: Figure | None = None) -> Figure:
-    """Three panels: f(x), f'(x) with saturation shaded, and output mean/std for N(mu, sigma²)."""
+    """Three panels: f(x); f'(x) with, below 0, one strip per activation marking its saturated
+    inputs; and output mean/std for inputs ~ N(mu, sigma²)."""
     fig, (ax_f, ax_d, ax_s) = figure_with_axes(
         fig, "activations", 11.0, 3.9,
         lambda f: f.subplots(1, 3, gridspec_kw={"width_ratios": [1.2, 1.2, 1.0]}))
@@ -117,17 +119,25 @@ def plot_activations(data: dict, fig: Figure | None = None) -> Figure:
     for ax in (ax_f, ax_d):  # a plain polygon: much cheaper to build than fill_between
         ax.fill(outline_x, outline_y, color=OKABE_ITO["grey"], alpha=0.2, lw=0,
                 label=f"inputs ~ N({mu:g}, {sigma:g}²) (scaled)")
+    # Saturated inputs are drawn as one strip per activation below f' = 0, in the curve's
+    # colour: strips never overlap, however many activations are picked (shading the whole
+    # height for each one made overlapping regions unreadable).
+    lane = SATURATION_LANE
     for i, (_name, c) in enumerate(curves.items()):
         colour, ls = PALETTE[i % len(PALETTE)], LINESTYLES[i % len(LINESTYLES)]
         ax_f.plot(x, c["y"], color=colour, ls=ls, lw=1.8, label=c["label"])
         ax_d.plot(x, c["dy"], color=colour, ls=ls, lw=1.8)
-        for x0, x1 in c["saturated"]:
-            ax_d.axvspan(x0, x1, color=colour, alpha=0.10, lw=0)
+        y0 = -lane * (i + 1.5)
+        if c["saturated"]:
+            ax_d.broken_barh([(x0, x1 - x0) for x0, x1 in c["saturated"]], (y0, 0.7 * lane),
+                             facecolors=colour, edgecolor="none")
     ax_f.set_ylim(-2.5, 6.5)
-    ax_d.set_ylim(-0.1, 1.9)
+    ax_d.set_ylim(-lane * (len(curves) + 1.0), 1.9)
+    ax_d.axhline(0, color=OKABE_ITO["grey"], lw=0.6)
+    ax_d.set_yticks([0.0, 0.5, 1.0, 1.5])  # the strips below 0 are not values of f'
     style_axes(ax_f, xlabel="pre-activation z", ylabel="f(z)", title="function")
     style_axes(ax_d, xlabel="pre-activation z", ylabel="f'(z)  (autograd)",
-               title=f"derivative; shaded: saturated (|f'| < {data['threshold']:g})")
+               title=f"derivative; strips below 0: saturated (|f'| < {data['threshold']:g})")
     if curves:
         ax_f.legend(fontsize=7, loc="upper left", frameon=False)
         names = list(curves)
@@ -150,7 +160,7 @@ def plot_activations(data: dict, fig: Figure | None = None) -> Figure:
                   transform=ax_s.transAxes)
     style_axes(ax_s, xlabel="", ylabel="output mean / std (units of f)",
                title=f"outputs for inputs ~ N({mu:g}, {sigma:g}²)")
-    fig.suptitle("Look for: where f' is shaded, almost no gradient passes; "
+    fig.suptitle("Look for: where an activation's strip is drawn, almost no gradient passes; "
                  "a mean near 0 and std near 1 (dashed) keeps the next layer's inputs standardized",
                  fontsize=10)
     return fig
@@ -163,7 +173,8 @@ class ActivationExplorer(Visualiser):
     """
 
     name = "activation_explorer"
-    defaults = {"activations": ("sigmoid", "tanh", "relu", "gelu"), "negative_slope": 0.01,
+    # The first comparison 01's prose asks for (section 12): ReLU, ELU and SELU.
+    defaults = {"activations": ("relu", "elu", "selu"), "negative_slope": 0.01,
                 "alpha": 1.0, "approximate": "none", "mu": 0.0, "sigma": 1.0}
     layout_columns = 3
 
@@ -178,7 +189,8 @@ class ActivationExplorer(Visualiser):
         p = self.params
         return {
             "activations": w.SelectMultiple(options=list(ACTIVATION_NAMES),
-                                            value=tuple(p["activations"]), rows=4,
+                                            value=tuple(p["activations"]),
+                                            rows=len(ACTIVATION_NAMES),
                                             description="activations"),
             "negative_slope": float_slider("leaky slope", p["negative_slope"], 0.0, 0.5, 0.01),
             "alpha": float_slider("ELU α", p["alpha"], 0.1, 3.0, 0.1),

@@ -84,7 +84,8 @@ def _print_report(rep) -> None:
     """One line per exercise with its points, then what failed (once per exercise when its
     stub is still there)."""
     name = Path(rep.notebook).name
-    print(f"{name}  (assignment {rep.assignment or '?'})  status: {rep.status}")
+    ran = f"  ({rep.execution})" if rep.execution else ""
+    print(f"{name}  (assignment {rep.assignment or '?'})  status: {rep.status}{ran}")
     if rep.message:
         print(f"  {rep.message}")
     exercises: dict[str, list] = {}

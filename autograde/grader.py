@@ -136,8 +136,8 @@ def _compute_expectations(a: Assignment, key: str, cache: Path, cache_dir: Path)
         if kind == "test":
             tests[i] = grade_id(cell)
     with tempfile.TemporaryDirectory(prefix="tug-expect-") as tmp:
-        results, _ = run_cells(jobs, Path(tmp), SandboxConfig(isolate=False), "expect",
-                               cell_timeout=600, total_timeout=1800)
+        results, _, _ = run_cells(jobs, Path(tmp), SandboxConfig(isolate=False), "expect",
+                                  cell_timeout=600, total_timeout=1800)
     out: dict[str, dict] = {}
     visible: dict[int, set[str]] = {}
     for res in results:
@@ -395,14 +395,42 @@ def _judge_cell(expected: list[dict], result, vetoed: list[str],
 
 
 def check_notebook(path: str | Path, opts: Options | None = None,
-                   assignment: str | None = None) -> Report:
+                   assignment: str | None = None, pool=None) -> Report:
     """Grade one notebook (see :class:`autograde.report.Report`).
 
     ``assignment`` names the assignment when the caller knows it (class grading); otherwise
-    it is found from the file name or the notebook's cells.
+    it is found from the file name or the notebook's cells. ``pool`` is a warm
+    :class:`autograde.forkserver.ForkServer` the caller keeps for many notebooks (class
+    grading); without one, a short-lived server is started here (the cold path when forking
+    is impossible, see :func:`autograde.forkserver.fork_disabled_reason`).
     """
     opts = opts or Options()
     path = Path(path).resolve()
+    hide = list(opts.hide)
+    if _safe_to_hide(path.parent):
+        hide.append(path.parent)  # other files beside the submission (other students')
+    sandbox = SandboxConfig(memory_mb=opts.memory_mb, hide=hide)
+    own_pool = None
+    if pool is None:
+        own_pool = pool = _short_lived_pool(sandbox)  # starts now, warms up while we plan
+    try:
+        return _check(path, opts, assignment, sandbox, pool)
+    finally:
+        if own_pool is not None:
+            own_pool.close()
+
+
+def _short_lived_pool(sandbox: SandboxConfig):
+    from .forkserver import ForkServer, ForkUnavailable
+
+    try:
+        return ForkServer(sandbox)
+    except ForkUnavailable:
+        return None
+
+
+def _check(path: Path, opts: Options, assignment: str | None, sandbox: SandboxConfig,
+           pool) -> Report:
     known = {a.name: a for a in assignments()}
     try:
         nb = read_notebook(path)
@@ -425,12 +453,8 @@ def check_notebook(path: str | Path, opts: Options | None = None,
 
     workdir = Path(tempfile.mkdtemp(prefix="tug-check-"))
     try:
-        hide = list(opts.hide)
-        if _safe_to_hide(path.parent):
-            hide.append(path.parent)  # other files beside the submission (other students')
-        sandbox = SandboxConfig(memory_mb=opts.memory_mb, hide=hide)
-        results, run_flags = run_cells(jobs, workdir, sandbox, "record", opts.timeout,
-                                       opts.total_timeout)
+        results, run_flags, execution = run_cells(jobs, workdir, sandbox, "record",
+                                                  opts.timeout, opts.total_timeout, pool=pool)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     flags += run_flags
@@ -465,7 +489,7 @@ def check_notebook(path: str | Path, opts: Options | None = None,
     manual = [{"grade_id": grade_id(c), "max_score": points(c)}
               for c in solution.cells if is_manual(c)]
     return Report(a.name, str(path), status, round(score, 6), round(max_score, 6), tests,
-                  flags, manual=manual)
+                  flags, manual=manual, execution=execution)
 
 
 def _released_sources(a: Assignment) -> set[str]:

@@ -56,6 +56,7 @@ class Report:
     message: str = ""
     manual: list[dict] = field(default_factory=list)  # {"grade_id", "max_score"} graded by hand
     seconds: float | None = None
+    execution: str | None = None  # "warm forked kernel" or "cold kernel" (autograde.runner)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -4,10 +4,16 @@ Every cell gets a deadline. A cell that runs past it is interrupted (and, if the
 not answer, the kernel is killed). When the kernel dies, whether from a crash, the memory
 limit or a kill, it is restarted and the cells that defined things before the failure are run
 again, so a crash in one exercise does not erase the credit for the others.
+
+A kernel is either cold (a new sandbox and interpreter, :func:`autograde.sandbox.start_kernel`)
+or warm: forked by a :class:`autograde.forkserver.ForkServer` that has already imported the
+course. ``run_cells`` takes a server when the caller has one; when it cannot be used the
+session starts a cold kernel instead, and says which ran (``KernelSession.execution``).
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import time
@@ -16,7 +22,10 @@ from pathlib import Path
 
 from course_utils.testing import RECORD_MIME
 
+from .forkserver import ForkUnavailable
 from .sandbox import SandboxConfig, start_kernel
+
+COLD, WARM = "cold kernel", "warm forked kernel"
 
 MAX_TEXT = 4000
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -63,18 +72,39 @@ class CellResult:
 class KernelSession:
     """One kernel, restartable, executing cells with deadlines."""
 
-    def __init__(self, workdir: Path, sandbox: SandboxConfig, mode: str, cwd: Path | None = None):
+    def __init__(self, workdir: Path, sandbox: SandboxConfig, mode: str, cwd: Path | None = None,
+                 pool=None):
         self.workdir = Path(workdir)
         self.sandbox = sandbox
         self.mode = mode
         self.cwd = cwd
+        self.pool = pool  # a ForkServer, or None for cold kernels
+        self.folder = "k-" + os.urandom(6).hex()  # this submission's folder in the pool
         self.km = self.kc = None
         self.flags: list[str] = []
         self.restarts = 0
+        self.execution: str | None = None
 
     def start(self) -> None:
+        if self.pool is not None:
+            try:
+                if self.execution is None:  # a new submission: nothing of the last one stays
+                    self.pool.reset()
+                self.km, self.kc = self.pool.start_kernel(self.folder, self.mode,
+                                                          self.sandbox.memory_mb)
+                self.execution = self.execution or WARM
+                self._add_flags(self.pool.flags)
+                return
+            except ForkUnavailable as exc:
+                self.pool = None
+                self.flags.append(f"cold_fallback: the warm kernel pool failed ({exc}); "
+                                  "a cold kernel ran")
         self.km, self.kc = start_kernel(self.workdir, self.sandbox, self.mode, self.cwd)
-        for flag in getattr(self.km, "flags", []):
+        self.execution = COLD
+        self._add_flags(getattr(self.km, "flags", []))
+
+    def _add_flags(self, flags) -> None:
+        for flag in flags:
             if flag not in self.flags:
                 self.flags.append(flag)
 
@@ -174,9 +204,11 @@ def _looks_like_memory(result: CellResult) -> bool:
 
 
 def run_cells(jobs: list[CellJob], workdir: Path, sandbox: SandboxConfig, mode: str,
-              cell_timeout: float, total_timeout: float) -> tuple[list[CellResult], list[str]]:
-    """Run ``jobs`` in order; returns one result per job and the session's flags."""
-    session = KernelSession(workdir, sandbox, mode)
+              cell_timeout: float, total_timeout: float, pool=None,
+              ) -> tuple[list[CellResult], list[str], str | None]:
+    """Run ``jobs`` in order; returns one result per job, the session's flags and which
+    kind of kernel ran (:data:`COLD` or :data:`WARM`; cold if it fell back midway)."""
+    session = KernelSession(workdir, sandbox, mode, pool=pool)
     results: list[CellResult] = []
     replay: list[str] = []  # sources of setup cells that ran without error, for restarts
     flags: list[str] = []
@@ -204,7 +236,7 @@ def run_cells(jobs: list[CellJob], workdir: Path, sandbox: SandboxConfig, mode: 
                          "timeout; earlier definitions were re-run")
     finally:
         session.stop()
-    return results, flags
+    return results, flags, session.execution
 
 
 def _recover(session: KernelSession, replay: list[str], budget: float) -> None:

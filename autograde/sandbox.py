@@ -76,37 +76,60 @@ class SandboxedKernelManager(KernelManager):
     interrupt_kernel = KernelManager.interrupt_kernel
 
     def format_kernel_cmd(self, extra_arguments=None):
-        kernel = [sys.executable, "-m", "autograde.sandbox_boot",
-                  "--memory-mb", str(self.sandbox.memory_mb if self.sandbox.isolate else 0),
-                  "--", sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file]
-        if not self.sandbox.isolate:
-            return kernel
-        if not bwrap_works():
-            self.flags.append("sandbox_limited: bubblewrap unavailable, so the kernel ran with "
-                              "resource limits only (no network or file-system isolation)")
-            return kernel
-        cmd = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-               "--tmpfs", "/tmp", "--tmpfs", "/dev/shm", "--tmpfs", "/run"]
-        for path in _code_paths():  # Python and the course's code, if they live under /tmp
-            cmd += ["--ro-bind", str(path), str(path)]
-        home = Path.home()
-        for private in (".ssh", ".gnupg", ".aws", ".config", ".jupyter", ".netrc",
-                        ".git-credentials", ".local/share/jupyter"):
-            p = home / private
-            if p.is_dir():
-                cmd += ["--tmpfs", str(p)]
-            elif p.exists():
-                cmd += ["--ro-bind", "/dev/null", str(p)]
-        for secret in self.sandbox.secrets():
-            if secret.is_dir():
-                cmd += ["--tmpfs", str(secret)]
-            else:
-                cmd += ["--ro-bind", "/dev/null", str(secret)]
-        cmd += ["--bind", str(self.workdir), str(self.workdir),
-                "--chdir", str(self.workdir / "cwd"),
-                "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                "--die-with-parent", "--new-session", "--"]
-        return cmd + kernel
+        kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file]
+        cmd, flags = sandbox_command(self.sandbox, self.workdir, kernel)
+        self.flags += [f for f in flags if f not in self.flags]
+        return cmd
+
+
+BWRAP_UNAVAILABLE = ("sandbox_limited: bubblewrap unavailable, so the kernel ran with "
+                     "resource limits only (no network or file-system isolation)")
+
+
+def sandbox_command(sandbox: SandboxConfig, workdir: Path,
+                    inner: list[str]) -> tuple[list[str], list[str]]:
+    """The command that runs ``inner`` under the rlimits of :mod:`autograde.sandbox_boot`
+    and, when ``sandbox.isolate`` and bubblewrap works, inside bubblewrap with ``workdir`` the
+    only writable folder of the host. Returns ``(command, flags)``. Written once: the cold
+    kernel and the warm fork server (:mod:`autograde.forkserver`) start the same way."""
+    workdir = Path(workdir)
+    boot = [sys.executable, "-m", "autograde.sandbox_boot",
+            "--memory-mb", str(sandbox.memory_mb if sandbox.isolate else 0), "--", *inner]
+    if not sandbox.isolate:
+        return boot, []
+    if not bwrap_works():
+        return boot, [BWRAP_UNAVAILABLE]
+    cmd = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+           "--tmpfs", "/tmp", "--tmpfs", "/dev/shm", "--tmpfs", "/run"]
+    for path in _code_paths():  # Python and the course's code, if they live under /tmp
+        cmd += ["--ro-bind", str(path), str(path)]
+    home = Path.home()
+    empty: list[str] = []  # tmpfs placeholders, made read-only below: nothing to leave there
+    for private in (".ssh", ".gnupg", ".aws", ".config", ".jupyter", ".netrc",
+                    ".git-credentials", ".local/share/jupyter"):
+        p = home / private
+        if p.is_dir():
+            cmd += ["--tmpfs", str(p)]
+            empty.append(str(p))
+        elif p.exists():
+            cmd += ["--ro-bind", "/dev/null", str(p)]
+    for secret in sandbox.secrets():
+        if secret.is_dir():
+            cmd += ["--tmpfs", str(secret)]
+            empty.append(str(secret))
+        else:
+            cmd += ["--ro-bind", "/dev/null", str(secret)]
+    for path in empty:
+        cmd += ["--remount-ro", path]
+    cmd += ["--remount-ro", "/dev",  # /dev/shm stays its own writable tmpfs
+            "--bind", str(workdir), str(workdir), "--chdir", str(workdir / "cwd"),
+            "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--die-with-parent", "--new-session"]
+    if os.geteuid() == 0:
+        # bubblewrap run by root keeps every capability inside the sandbox (CAP_SYS_ADMIN
+        # could remount /, CAP_SYS_PTRACE could read any process's memory): drop them all
+        cmd += ["--cap-drop", "ALL"]
+    return cmd + ["--", *boot], []
 
 
 def _code_paths() -> list[Path]:

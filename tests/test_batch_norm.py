@@ -244,3 +244,54 @@ def test_staged_backward_matches_torch_at_every_node(n, eps):
         np.testing.assert_allclose(got[key], want[key].numpy(), rtol=1e-6, atol=1e-9, err_msg=key)
     dx, dgamma, dbeta = bn.batchnorm_backward(dout, cache)  # the compact form agrees
     np.testing.assert_allclose(got["dx"], dx, rtol=1e-9, atol=1e-12)
+
+
+def test_init_scale_sweep_numbers_quoted_in_the_notebook():
+    # notebook 03, section 9, "Initialization scale": without BN only He's own scale (factor 1)
+    # learns in 40 steps (chance, loss ln 10, at 0.3 and below; inf/NaN at 3 and above); with
+    # BN every factor from 0.01 to 10 learns, so its accuracy spread across scales is much
+    # narrower, but it still falls off towards both ends.
+    scales = [0.01, 0.1, 0.3, 1.0, 3.0, 10.0]
+    sweep = bn.init_scale_sweep(scales, seeds=range(3))
+    acc, loss = sweep["accuracy"], sweep["loss"]
+    assert acc["BN"].shape == acc["no BN"].shape == (6, 3)
+    plain, with_bn = acc["no BN"].mean(axis=1), acc["BN"].mean(axis=1)
+    assert plain[3] > 0.85 and np.all(acc["no BN"][[0, 1, 2, 4, 5]] < 0.15)
+    np.testing.assert_allclose(loss["no BN"][:3], np.log(10), atol=0.02)
+    assert np.isnan(loss["no BN"][4:]).all() and np.isfinite(loss["no BN"][:4]).all()
+    assert np.isfinite(loss["BN"]).all()
+    assert acc["BN"].min() > 0.6 and with_bn.argmax() == 3
+    assert with_bn[0] < with_bn[3] - 0.1 and with_bn[-1] < with_bn[3] - 0.1
+    # the numbers the notebook's prose quotes
+    np.testing.assert_allclose([plain[3], with_bn[3], with_bn[-1]], [0.91, 0.94, 0.70],
+                               atol=0.015)
+    assert 0.9 < loss["BN"][-1].mean() < 1.1 and 0.15 < loss["BN"][3].mean() < 0.2
+    spread_bn, spread_plain = np.ptp(with_bn), np.ptp(plain)
+    assert spread_plain > 0.75 and spread_bn < 0.3 and spread_bn < spread_plain / 2.5
+
+
+def test_init_scale_sweep_is_the_run_it_describes():
+    # one cell of the sweep is train_classifier on nets.mlp(init="he", scale=...) with digits
+    from course_utils.datasets import load_digits_split
+    from course_utils.nets import mlp
+
+    sweep = bn.init_scale_sweep([0.5], seeds=[4], depth=2, width=16, steps=15)
+    d = load_digits_split()
+    net = mlp(64, 10, depth=2, width=16, activation="relu", init="he", scale=0.5,
+              batch_norm="before", seed=4).as_sequential()
+    hist = bn.train_classifier(net, d.x_train, d.y_train, lr=0.3, steps=15, seed=4,
+                               X_val=d.x_test, y_val=d.y_test)
+    assert sweep["accuracy"]["BN"][0, 0] == pytest.approx(hist["val_acc"])
+    assert sweep["loss"]["BN"][0, 0] == pytest.approx(hist["loss"][-10:].mean())
+
+
+def test_plot_init_scale_sweep_marks_diverged_runs():
+    from matplotlib.figure import Figure
+
+    sweep = {"accuracy": {"BN": np.full((3, 2), 0.9), "no BN": np.full((3, 2), 0.1)},
+             "loss": {"BN": np.full((3, 2), 0.3), "no BN": np.array([[2.3, 2.3], [0.2, np.nan],
+                                                                   [np.nan, np.nan]])}}
+    fig = bn.plot_init_scale_sweep([0.1, 1.0, 10.0], sweep, chance=0.1)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    crosses = [ln for ln in fig.axes[1].lines if ln.get_marker() == "x"]
+    assert len(crosses) == 1 and len(crosses[0].get_xdata()) == 2

@@ -16,6 +16,7 @@ from course_utils.batch_norm.experiments import (
     NoisyBatchNorm1d,
     batch_stat_spread,
     bn_depth_sweep,
+    init_scale_sweep,
     layer_input_drift,
     loss_along_gradient,
     make_mlp,
@@ -25,6 +26,7 @@ from course_utils.batch_norm.experiments import (
 from course_utils.batch_norm.plots import (
     plot_batch_stat_spread,
     plot_depth_sweep,
+    plot_init_scale_sweep,
     plot_layer_grad_norms,
     plot_layer_stats,
     plot_loss_curves,
@@ -64,10 +66,12 @@ __all__ = [
     "loss_along_gradient",
     "batch_stat_spread",
     "bn_depth_sweep",
+    "init_scale_sweep",
     "plot_loss_curves",
     "plot_layer_grad_norms",
     "plot_batch_stat_spread",
     "plot_depth_sweep",
+    "plot_init_scale_sweep",
     "plot_train_vs_eval_stats",
     "plot_layer_stats",
 ]

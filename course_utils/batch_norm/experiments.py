@@ -203,3 +203,44 @@ def bn_depth_sweep(depths: Sequence[int], width: int = 64, batch_size: int = 64,
             ratios.append(float(np.exp(np.mean(logs))))
         out[label] = np.array(ratios)
     return out
+
+
+def init_scale_sweep(scales: Sequence[float], seeds: Sequence[int] = range(3), depth: int = 5,
+                     width: int = 64, steps: int = 40, lr: float = 0.3,
+                     batch_size: int = 64) -> dict:
+    """Test accuracy after a short training run, against the scale of the initial weights,
+    for the same deep ReLU MLP with and without batch norm, on scikit-learn's digits.
+
+    For each ``scale`` in ``scales`` and each seed, every ``nn.Linear`` (head included) is
+    drawn with He's standard deviation times ``scale`` (``nets.mlp(init="he", scale=...)``),
+    then trained with :func:`train_classifier` (plain SGD, ``steps`` mini-batches of
+    ``batch_size``, learning rate ``lr``) on the standardized training split of
+    :func:`course_utils.datasets.load_digits_split`; the seed sets the weights and the batches.
+    ``"BN"`` puts batch norm before every ReLU, ``"no BN"`` has none.
+
+    Returns ``{"accuracy": {"BN": a, "no BN": a}, "loss": {...}}`` with arrays of shape
+    ``(len(scales), len(seeds))``: eval-mode accuracy on the test split (a run whose loss
+    became inf/NaN keeps whatever its broken weights predict), and the mean training loss of
+    the last 10 steps (NaN for a run that diverged). Used in ``notebooks/03_batch_norm``, after
+    the initialization experiment of CS231n's batch-norm assignment.
+    """
+    from course_utils.datasets import load_digits_split
+
+    digits = load_digits_split()
+    n_in, n_out = digits.x_train.shape[1], int(digits.y_train.max()) + 1
+    accuracy, loss = {}, {}
+    for label, where in (("BN", "before"), ("no BN", None)):
+        acc = np.zeros((len(scales), len(seeds)))
+        last = np.zeros((len(scales), len(seeds)))
+        for i, scale in enumerate(scales):
+            for j, seed in enumerate(seeds):
+                net = mlp(n_in, n_out, depth=depth, width=width, activation="relu", init="he",
+                          scale=scale, batch_norm=where, seed=seed).as_sequential()
+                hist = train_classifier(net, digits.x_train, digits.y_train, lr=lr,
+                                        steps=steps, batch_size=batch_size, seed=seed,
+                                        X_val=digits.x_test, y_val=digits.y_test)
+                acc[i, j] = hist["val_acc"]
+                tail = hist["loss"][-10:]
+                last[i, j] = tail.mean() if np.isfinite(tail).all() else float("nan")
+        accuracy[label], loss[label] = acc, last
+    return {"accuracy": accuracy, "loss": loss}

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from course_utils.plotting import PALETTE, color, row_of_axes
@@ -137,4 +139,41 @@ def plot_depth_sweep(depths, ratios_by_run: dict, title: str = "First/last gradi
     ax.set_ylabel("||dL/dW_1|| / ||dL/dW_last|| (log scale)")
     ax.set_title(title)
     ax.legend()
+    return fig
+
+
+def plot_init_scale_sweep(scales, sweep: dict, chance: float | None = None,
+                          title: str = "Init-scale sweep"):
+    """Test accuracy (left) and final training loss (right) against the init scale (log x),
+    one line per run label of :func:`init_scale_sweep`: the mean over seeds, with a band from
+    the worst to the best seed. In the loss panel a cross at the top marks a scale at which a
+    seed diverged (NaN loss). ``chance`` draws a dotted line at the accuracy of guessing.
+
+    Used in ``notebooks/03_batch_norm``.
+    """
+    fig, axes = row_of_axes(2, width=5.0)
+    s = np.asarray(scales, dtype=float)
+    panels = (("accuracy", "test accuracy"), ("loss", "training loss, last 10 steps"))
+    for ax, (key, ylabel) in zip(axes, panels, strict=True):
+        runs = {label: np.asarray(v, dtype=float) for label, v in sweep[key].items()}
+        finite = [v[np.isfinite(v)] for v in runs.values()]
+        top = max((f.max() for f in finite if f.size), default=1.0)
+        for i, (label, v) in enumerate(runs.items()):
+            with warnings.catch_warnings():  # a scale at which every seed diverged: NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean = np.nanmean(v, axis=1)
+                lo, hi = np.nanmin(v, axis=1), np.nanmax(v, axis=1)
+            ax.plot(s, mean, "o-", color=color(i), label=label)
+            ax.fill_between(s, lo, hi, color=color(i), alpha=0.2, linewidth=0)
+            broken = np.isnan(v).any(axis=1)
+            if broken.any():
+                ax.plot(s[broken], np.full(int(broken.sum()), 1.08 * top), "x", color=color(i),
+                        ms=9, mew=2, label=f"{label}: a seed diverged (inf/NaN)")
+        if key == "accuracy" and chance is not None:
+            ax.axhline(chance, color="0.5", linestyle=":", linewidth=1, label="chance")
+        ax.set_xscale("log")
+        ax.set_xlabel("init scale (multiple of He's std)")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+    axes[0].set_title(title)
     return fig

@@ -138,3 +138,27 @@ def test_fraction_helpers():
     assert dg.saturated_fraction(s, "sigmoid") == pytest.approx(0.5)
     with pytest.raises(ValueError):
         dg.saturated_fraction(s, "relu")
+
+
+def test_capture_outputs_records_calls_in_order_and_removes_hooks():
+    from course_utils.diagnostics import capture_outputs
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = torch.randn(5, 3)
+    out, calls = capture_outputs(model, x, [model[2], model[0]])
+    assert [m for m, _ in calls] == [model[0], model[2]]  # forward order, not argument order
+    torch.testing.assert_close(calls[1][1], out)
+    assert not out.requires_grad and all(not m._forward_hooks for m in model)
+    out, calls = capture_outputs(model, x, [model[0]], no_grad=False)
+    (g,) = torch.autograd.grad(out.sum(), [calls[0][1]])
+    assert g.shape == (5, 4) and all(not m._forward_hooks for m in model)
+
+    class Boom(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    bad = nn.Sequential(nn.Linear(3, 3), Boom())
+    with pytest.raises(RuntimeError):
+        capture_outputs(bad, x, [bad[0]])
+    assert not bad[0]._forward_hooks

@@ -312,3 +312,43 @@ def test_bn_eval_mode_bug_depends_on_the_init(data):
     late = ip.train_run(ip.with_name(base, "d", batch_norm=True, eval_from=10), data)
     v = late.bn_var_history.mean(axis=1)
     assert v[1] != v[0] and np.all(v[2:] == v[1])
+
+
+def test_doctor_chart_says_when_every_gradient_is_zero(data):
+    run = ip.train_run(ip.RunConfig(depth=3, width=16, init="zeros", steps=12), data, seed=0)
+    assert np.all(run.grad_norms == 0)
+    fig = ip.plot_doctor_chart(run, "zeros")
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any("every weight gradient is exactly 0" in t for t in texts)
+    assert any("undefined at every step" in t for t in texts)
+    healthy = ip.train_run(ip.RunConfig(depth=3, width=16, steps=12), data, seed=0)
+    fig = ip.plot_doctor_chart(healthy, "he")
+    assert not any("exactly 0" in t.get_text() for ax in fig.axes for t in ax.texts)
+    assert fig.axes[1].get_yscale() == "log" and fig.axes[1].lines
+
+
+def test_diagnose_reports_the_update_size_it_measured():
+    t, n_lin = 30, 4
+    ratios = np.full((t, n_lin), -2.2)
+    msg = ip.diagnose(np.ones(t), np.ones((t, n_lin)), ratios, np.zeros((t, n_lin - 1)))
+    assert msg.startswith("no alarm") and "6e-03" in msg and "log10 -2.2" in msg
+    msg = ip.diagnose(np.ones(t), np.ones((t, n_lin)), ratios - 1.0, np.zeros((t, n_lin - 1)))
+    assert "1e-03" not in msg and "log10 -3.2" in msg
+
+
+def test_training_doctor_stop_button_is_reset_when_training_ends():
+    from course_utils.visualisers.training_doctor import TrainingDoctor
+
+    doc = TrainingDoctor(steps=50, depth=2, width=8, frame_interval=0.05)
+    stop = doc.buttons["stop"]  # builds the widget; its first run is synchronous
+    assert doc.run.status == "done"
+    assert stop.disabled and stop.button_style == ""
+    doc.start(background=False)
+    assert doc.run.status == "done" and stop.disabled and stop.button_style == ""
+    doc.params["steps"] = 2000
+    doc.start(background=True)
+    assert doc.first_frame.wait(30)
+    assert not stop.disabled and stop.button_style == "danger"  # red while it trains
+    doc.stop()
+    assert doc.wait(10) and doc.run.status == "stopped"
+    assert stop.disabled and stop.button_style == ""

@@ -109,7 +109,9 @@ def diagnose(losses, grad_norms, update_ratios, fractions, kind: str = "dead") -
     gradient that became inf/NaN; a hidden layer more than ``SATURATION_MAX`` saturated or
     dead; the first layer's gradient below ``VANISH_RATIO`` times the last's (or above its
     inverse); a median update ratio over the last 20 steps more than 1.5 decades above
-    ``UPDATE_RATIO_REFERENCE`` (1e-3), or 2 decades below it.
+    ``UPDATE_RATIO_REFERENCE`` (1e-3), or 2 decades below it. Without an alarm, the line
+    gives the measured size of the updates: the median over the layers of each layer's median
+    log10 update ratio over the last 20 steps.
     """
     losses = np.asarray(losses, dtype=float)
     grad_norms = np.asarray(grad_norms, dtype=float)
@@ -127,11 +129,16 @@ def diagnose(losses, grad_norms, update_ratios, fractions, kind: str = "dead") -
         return "first layer gets > 1000× the last layer's gradient: exploding"
     recent = np.asarray(update_ratios, dtype=float)[-20:]
     recent = recent[np.isfinite(recent).any(axis=1)]
-    if recent.size:
-        top = float(np.nanmax(np.nanmedian(recent, axis=0)))
-        if top > UPDATE_RATIO_REFERENCE + 1.5:
-            return "updates are > 3% of the weights per step: learning rate too high"
-        if top < UPDATE_RATIO_REFERENCE - 2.0:
-            return ("updates are < 1e-5 of the weights: learning rate too low or gradients "
-                    "vanish")
-    return "no alarm: gradients flow and updates are near 1e-3 of the weights"
+    if not recent.size:
+        return "no alarm: gradients flow (no update ratio measured yet)"
+    with np.errstate(all="ignore"):
+        per_layer = np.nanmedian(recent, axis=0)
+    top = float(np.nanmax(per_layer))
+    if top > UPDATE_RATIO_REFERENCE + 1.5:
+        return "updates are > 3% of the weights per step: learning rate too high"
+    if top < UPDATE_RATIO_REFERENCE - 2.0:
+        return ("updates are < 1e-5 of the weights: learning rate too low or gradients "
+                "vanish")
+    mid = float(np.nanmedian(per_layer))
+    return (f"no alarm: gradients flow; the median layer's updates are about {10 ** mid:.0e} "
+            f"of its weights per step (log10 {mid:.1f}; reference {UPDATE_RATIO_REFERENCE:g})")

@@ -195,15 +195,25 @@ def plot_doctor_chart(run: RunResult, label: str):
     a0.set_title(f"{label}: loss (dotted: ln 10)")
     last = int(np.max(np.flatnonzero(np.isfinite(run.grad_norms).all(axis=1)), initial=0))
     layers = np.arange(1, run.grad_norms.shape[1] + 1)
-    with np.errstate(all="ignore"):
-        for row, c, lab in ((0, PALETTE[1], "step 0"), (last, PALETTE[2], f"step {last}")):
-            g = run.grad_norms[row]
-            a1.plot(layers, np.where(g > 0, g, np.nan), marker="o", ms=3, color=c, label=lab)
-    a1.set_yscale("log")
     a1.set_xlabel("Linear layer (1 = input)")
     a1.set_ylabel("‖dL/dW‖")
     a1.set_title("gradient norm per layer")
-    a1.legend(fontsize=7)
+    shown = run.grad_norms[[0, last]]
+    if np.any(shown > 0):
+        with np.errstate(all="ignore"):
+            for row, c, lab in ((0, PALETTE[1], "step 0"), (last, PALETTE[2], f"step {last}")):
+                g = run.grad_norms[row]
+                a1.plot(layers, np.where(g > 0, g, np.nan), marker="o", ms=3, color=c,
+                        label=lab)
+        a1.set_yscale("log")
+        a1.legend(fontsize=7)
+    else:  # a log axis cannot show 0: say what the data are instead of drawing nothing
+        a1.set_xlim(0.5, layers.size + 0.5)
+        a1.set_yticks([])
+        what = ("every weight gradient is exactly 0" if np.all(shown == 0)
+                else "no finite gradient")
+        a1.text(0.5, 0.5, f"{what}\nat step 0 and at step {last},\nin every layer",
+                transform=a1.transAxes, ha="center", va="center", fontsize=9)
     if run.act_fraction.size:
         for i, row in enumerate(run.act_fraction):
             a2.plot(np.arange(1, row.size + 1), row, color=PALETTE[5 if i == 0 else 3],
@@ -219,7 +229,10 @@ def plot_doctor_chart(run: RunResult, label: str):
     a3.plot(steps, med, color=PALETTE[4])
     a3.axhline(UPDATE_RATIO_REFERENCE, color="k", ls="--", lw=1)
     a3.set_ylim(-10, 2)
-    a3.set_xlabel("step")
-    a3.set_ylabel("median log10 update ratio")
-    a3.set_title("update / weight (dashed: -3)")
+    a3.set_xlim(0, max(steps.size - 1, 1))
+    if not rows.any():
+        finite = run.grad_norms[np.isfinite(run.grad_norms)]
+        note = ("undefined at every step:\nevery weight and weight\ngradient is exactly 0"
+                if np.all(finite == 0) else "undefined at every step")
+        a3.text(0.5, 0.82, note, transform=a3.transAxes, ha="center", va="center", fontsize=9)
     return fig

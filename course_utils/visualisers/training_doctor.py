@@ -310,6 +310,7 @@ class TrainingDoctor(Visualiser):
             self.show_error(exc)
             return
         self.run = run
+        self._set_stop_button(active=True)
         if self._progress is not None:
             self._progress.max = run.total_steps
             self._progress.value = 0
@@ -321,6 +322,13 @@ class TrainingDoctor(Visualiser):
             self._thread.start()
         else:
             self._train_loop(gen, run, stop_event, live=False)
+
+    def _set_stop_button(self, active: bool) -> None:
+        """Red and clickable while a run trains; grey and disabled once it has ended."""
+        stop = (self._buttons or {}).get("stop")
+        if stop is not None:
+            stop.button_style = "danger" if active else ""
+            stop.disabled = not active
 
     @property
     def running(self) -> bool:
@@ -390,6 +398,8 @@ class TrainingDoctor(Visualiser):
                 self._progress.value = run.step_count
                 self._progress.bar_style = {"done": "success", "stopped": "warning",
                                             "diverged": "danger"}.get(run.status, "info")
+            if run.done:
+                self._set_stop_button(active=False)
             last_loss = history["loss"][-1] if len(history["loss"]) else float("nan")
             self.set_status(f"{run.status}: step {run.step_count}/{run.total_steps}, "
                              f"loss {last_loss:.4g}")

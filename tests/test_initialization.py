@@ -12,6 +12,7 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
@@ -283,3 +284,51 @@ def test_tanh_gain_from_the_second_moment():
     assert r["act_std"][9] == pytest.approx(0.651, abs=0.01)
     assert r["act_std"][-1] == pytest.approx(0.651, abs=0.01)
     assert 10 < r["grad_std"][0] < 20
+
+
+HEADS = {"N(0, 1)": ("normal", 1.0), "He": ("he", 1.0), "He x 0.01": ("he", 0.01),
+         "zeros": ("zeros", 1.0)}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from course_utils.datasets import load_digits_split
+
+    return load_digits_split()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_first_loss_is_ln_10_only_when_the_output_layer_starts_small(digits, seed):
+    """Notebook 02, section 13: the first loss of a 10-class classifier against ln 10."""
+    first = {}
+    for label, (head_init, head_scale) in HEADS.items():
+        net = I.digits_classifier(head_init, head_scale, seed=seed)
+        with torch.no_grad():
+            first[label] = F.cross_entropy(net(digits.x_train), digits.y_train).item()
+    assert first["zeros"] == pytest.approx(math.log(10), abs=1e-6)
+    assert first["He x 0.01"] == pytest.approx(math.log(10), abs=0.01)
+    assert first["He"] > math.log(10) + 0.3
+    assert first["N(0, 1)"] > 4 * math.log(10)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_too_large_output_layer_costs_the_first_steps_and_the_test_loss(digits, seed):
+    """Notebook 02, section 13: with Adam, N(0, 1) output weights are still above ln 10 after 5
+    steps while a zeroed output layer is below it; after 100 steps the test loss is over twice
+    as large and the accuracy lower."""
+    big = I.train_first_steps(I.digits_classifier("normal", 1.0, seed=seed), digits, steps=100)
+    zero = I.train_first_steps(I.digits_classifier("zeros", 1.0, seed=seed), digits, steps=100)
+    assert big["loss"].shape == zero["loss"].shape == (101,)
+    assert big["loss"][5] > math.log(10) > zero["loss"][5]
+    assert zero["loss"][0] == pytest.approx(math.log(10), abs=1e-6)
+    assert big["test_loss"] > 2 * zero["test_loss"]
+    assert big["test_accuracy"] < zero["test_accuracy"]
+
+
+def test_plot_first_losses_is_a_pure_figure(digits):
+    before = dict(matplotlib.rcParams)
+    runs = {label: I.train_first_steps(I.digits_classifier(*head), digits, steps=3)
+            for label, head in HEADS.items()}
+    fig = I.plot_first_losses(runs)
+    assert isinstance(fig, Figure) and len(fig.axes[0].lines) == len(HEADS) + 1
+    assert dict(matplotlib.rcParams) == before

@@ -11,20 +11,24 @@ Importing this module changes no global state: no rcParams, no backend, no seedi
 The package is split by job; every public name is importable from
 ``course_utils.initialization``: ``schemes`` (fans, gains, the standard deviations and in-place
 initializers, the notebook's named inits), ``experiments`` (signal propagation through deep
-stacks and its mean-field theory) and ``plots``.
+stacks and its mean-field theory; the first loss of a classifier as a check of its output
+layer's scale) and ``plots``.
 """
 
 from course_utils.initialization.experiments import (
     activation_stds,
     build_mlp,
+    digits_classifier,
     gaussian_moments,
     layer_statistics,
     make_small_net,
     predicted_stds,
+    train_first_steps,
 )
 from course_utils.initialization.plots import (
     plot_default_linear_init,
     plot_elu_factors,
+    plot_first_losses,
     plot_layer_histograms,
     plot_normal_vs_uniform,
     plot_std_curves,
@@ -76,10 +80,13 @@ __all__ = [
     "layer_statistics",
     "gaussian_moments",
     "predicted_stds",
+    "digits_classifier",
+    "train_first_steps",
     "plot_std_curves",
     "plot_layer_histograms",
     "plot_variance_vs_n",
     "plot_normal_vs_uniform",
     "plot_default_linear_init",
     "plot_elu_factors",
+    "plot_first_losses",
 ]

@@ -1,5 +1,5 @@
-"""Signal-propagation experiments of ``notebooks/02_initialization`` and the mean-field theory
-drawn over them.
+"""Experiments of ``notebooks/02_initialization``: signal propagation through deep stacks and
+the mean-field theory drawn over it, and the first-loss check of a classifier's output layer.
 """
 
 from __future__ import annotations
@@ -8,15 +8,17 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from course_utils.datasets import DigitsSplit
 from course_utils.initialization.schemes import (
     ACTIVATIONS,
     INITS,
     init_named_,
     init_weight_std,
 )
-from course_utils.nets import MLP, activation_module, mlp
+from course_utils.nets import MLP, activation_module, mlp, single_thread
 
 
 def _check_names(activation: str, init: str) -> None:
@@ -191,3 +193,46 @@ def predicted_stds(depth: int, width: int, activation: str, init: str,
         grad_var[layer - 1] = scale * slope2[layer] * grad_var[layer]
     return {"q": np.array(qs), "act_std": np.array(act_std),
             "grad_std": np.sqrt(np.array(grad_var))}
+
+
+# ------------------------------------------------------------------------ the first loss
+def digits_classifier(head_init: str = "he", head_scale: float = 1.0, *, depth: int = 2,
+                      width: int = 128, seed: int = 0) -> MLP:
+    """A classifier for the digits (64 inputs, 10 classes): ``depth`` ReLU layers of ``width``
+    units with He weights and zero biases, then the output layer (``head``).
+
+    The head's weight is drawn with ``head_init`` (a name of :data:`course_utils.nets.INITS`:
+    ``"he"`` like the hidden layers, ``"normal"`` for N(0, 1), ``"zeros"``) and multiplied by
+    ``head_scale``; its bias is 0. A :func:`course_utils.nets.mlp` seeded with ``seed``.
+    Used in notebooks/02_initialization.
+    """
+    net = mlp(64, 10, depth=depth, width=width, activation="relu", init="he",
+              head_init=head_init, head_bias=0.0, seed=seed)
+    with torch.no_grad():
+        net.head.weight.mul_(head_scale)
+    return net
+
+
+def train_first_steps(net: nn.Module, data: DigitsSplit, *, steps: int = 100,
+                      lr: float = 1e-3) -> dict:
+    """Full-batch Adam (learning rate ``lr``) on the cross-entropy of ``data``'s training split.
+
+    Returns a dict with ``loss`` (a float array of ``steps + 1`` training losses: entry ``t``
+    is the loss after ``t`` steps, so entry 0 is the first loss) and, after the last step,
+    ``test_loss`` and ``test_accuracy``. Used in notebooks/02_initialization.
+    """
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    losses = []
+    with single_thread():
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(net(data.x_train), data.y_train)
+            losses.append(loss.item())
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            losses.append(F.cross_entropy(net(data.x_train), data.y_train).item())
+            logits = net(data.x_test)
+            test_loss = F.cross_entropy(logits, data.y_test).item()
+            test_accuracy = (logits.argmax(1) == data.y_test).double().mean().item()
+    return {"loss": np.array(losses), "test_loss": test_loss, "test_accuracy": test_accuracy}

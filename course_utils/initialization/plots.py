@@ -197,3 +197,24 @@ def plot_elu_factors(depth_stds: dict[float, np.ndarray]) -> Figure:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def plot_first_losses(runs: dict[str, dict]) -> Figure:
+    """Training loss per step (log scale) of classifiers that differ in their output layer.
+
+    ``runs`` maps a label to a :func:`train_first_steps` dict; the dotted line is ln 10, the
+    loss of a uniform prediction over the 10 digits. Used in notebooks/02_initialization.
+    """
+    fig = Figure(figsize=(6.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for i, (label, run) in enumerate(runs.items()):
+        ax.plot(np.arange(len(run["loss"])), run["loss"], "-", lw=1.8,
+                color=PALETTE[i % len(PALETTE)], label=label)
+    ax.axhline(math.log(10), color="0.4", ls=":", lw=1.2, label="ln 10 = 2.303")
+    ax.set_yscale("log")
+    ax.set_xlabel("Adam step")
+    ax.set_ylabel("training loss (cross-entropy, log scale)")
+    ax.set_title("Training loss over the first steps, by output-layer init")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig

@@ -1,7 +1,9 @@
 """Grade a whole class: ``python -m autograde grade SUBMISSIONS --out DIR``.
 
 Same engine as ``check`` (:func:`autograde.grader.check_notebook`): every submission runs in its
-own fresh sandboxed kernel; verdicts are computed in this trusted process. On top of it:
+own fresh sandboxed kernel (with local workers, a child forked from the worker's warm fork
+server, see :mod:`autograde.forkserver`); verdicts are computed in this trusted process.
+On top of it:
 
 * discovery of nbgrader's ``submitted/<student>/<assignment>/<notebook>.ipynb`` layout, of LMS
   zip downloads (Canvas and Moodle naming) and of a roster, so that every student gets a row;
@@ -265,12 +267,47 @@ def grade_job(job: dict) -> dict:
     opts = Options(timeout=job["timeout"], total_timeout=job["total_timeout"],
                    memory_mb=job["memory_mb"], hide=tuple(Path(p) for p in job["hide"]))
     try:
-        report = check_notebook(job["path"], opts, assignment=job["assignment"])
+        pool = _worker_pool(opts) if job.get("warm") else None
+        report = check_notebook(job["path"], opts, assignment=job["assignment"], pool=pool)
     except Exception as exc:  # an infrastructure failure must not stop the batch
         report = Report.failed(job["assignment"], job["path"], Status.GRADER_ERROR,
                                f"{type(exc).__name__}: {exc}")
     report.seconds = round(time.monotonic() - t0, 3)
     return report.to_dict()
+
+
+_POOL: dict = {}  # this worker's warm fork server, kept for the whole class
+
+
+def _worker_pool(opts: Options):
+    """The worker's :class:`autograde.forkserver.ForkServer` for these limits (started on
+    the first job, replaced when it died or the limits changed, closed when the worker
+    exits); None where forking is impossible (then check_notebook grades cold)."""
+    from multiprocessing import util
+
+    from .forkserver import ForkServer, ForkUnavailable
+    from .sandbox import SandboxConfig
+
+    key = (opts.memory_mb, tuple(str(p) for p in opts.hide))
+    pool = _POOL.get("server")
+    if pool is not None and (_POOL.get("key") != key or not pool.alive()):
+        pool.close()
+        pool = _POOL["server"] = None
+    if pool is None:
+        try:
+            pool = ForkServer(SandboxConfig(memory_mb=opts.memory_mb, hide=list(opts.hide)))
+        except ForkUnavailable:
+            return None
+        _POOL.update(server=pool, key=key)
+        if not _POOL.get("finalizer"):  # multiprocessing workers skip atexit handlers
+            _POOL["finalizer"] = util.Finalize(None, _close_pool, exitpriority=10)
+    return pool
+
+
+def _close_pool() -> None:
+    pool = _POOL.pop("server", None)
+    if pool is not None:
+        pool.close()
 
 
 def _warm_worker() -> None:
@@ -292,7 +329,8 @@ class LocalExecutor:
                                            initializer=_warm_worker)
 
     def run(self, jobs: list[dict]):
-        futures = {self.pool.submit(grade_job, job): job for job in jobs}
+        # each worker keeps one warm fork server for all its jobs (autograde/forkserver.py)
+        futures = {self.pool.submit(grade_job, dict(job, warm=True)): job for job in jobs}
         for fut in self._cf.as_completed(futures):
             job = futures[fut]
             try:
@@ -405,7 +443,8 @@ def _bar(done: int, total: int, width: int = 24) -> str:
 def protections() -> str:
     from .sandbox import bwrap_works
 
-    base = ("fresh kernel per submission in its own process group and session; SIGKILL on "
+    base = ("fresh kernel per submission (forked from a warm sandboxed parent, or cold) in "
+            "its own process group and session; SIGKILL on "
             "time-outs; address-space limit; scrubbed environment; verdicts computed outside "
             "the student's process")
     if bwrap_works():

@@ -138,8 +138,13 @@ class ForkServer:
 
     # -- kernels
     def reset(self) -> None:
-        """Kill every child and empty every writable place (between submissions)."""
-        self.request("reset")
+        """Kill every child and empty every writable place (between submissions). A server
+        that cannot is closed, never reused: its owner starts a new one."""
+        try:
+            self.request("reset")
+        except ForkUnavailable:
+            self.close()
+            raise
 
     def start_kernel(self, folder: str, mode: str, memory_mb: int):
         """Fork a kernel child in ``folder`` (created if new) and return (manager, client)."""
@@ -162,15 +167,17 @@ class ForkServer:
 
     def close(self) -> None:
         proc = getattr(self, "proc", None)
-        if proc is not None and proc.poll() is None:
-            try:
-                proc.stdin.close()  # the parent exits at end of input
-                proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
+        if proc is not None:
+            if proc.poll() is None:
+                # bubblewrap's init dies with it (--die-with-parent), and with the init the
+                # whole PID namespace: the parent, its children, anything they left
                 proc.kill()
                 proc.wait()
-        if proc is not None and proc.stdout is not None:
-            proc.stdout.close()
+            for pipe in (proc.stdin, proc.stdout):
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
         self._log.close() if hasattr(self, "_log") else None
         shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -266,11 +273,17 @@ def _mounts() -> list[str]:
 
 def _wipe(folder: str, mounts: list[str], keep: tuple[str, ...] = ()) -> None:
     """Delete everything under ``folder`` except mount points (and what leads to them)."""
-    def fix(func, path, exc):  # a child may have made a folder unwritable: undo, retry
+    def fix(func, path, exc, depth=0):  # a child made a folder unreadable: undo, retry
         try:
             os.chmod(os.path.dirname(path), 0o700)
-            os.chmod(path, 0o700)
-            func(path)
+            os.chmod(path, 0o700, follow_symlinks=False)
+        except (OSError, NotImplementedError):
+            pass
+        try:
+            if func in (os.rmdir, os.unlink, os.remove):
+                func(path)
+            elif depth < 50:
+                shutil.rmtree(path, onerror=lambda f, p, e: fix(f, p, e, depth + 1))
         except OSError:
             pass
 

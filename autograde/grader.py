@@ -83,9 +83,9 @@ def _fingerprint(a: Assignment) -> str:
     for p in sorted(cu.rglob("*.py")):
         h.update(p.name.encode())
         h.update(p.read_bytes())
-    import torch
+    from importlib.metadata import version  # not ``import torch``: seconds per check
 
-    h.update(f"{np.__version__} {torch.__version__} {sys.version_info[:2]}".encode())
+    h.update(f"{np.__version__} {version('torch')} {sys.version_info[:2]}".encode())
     return h.hexdigest()[:20]
 
 

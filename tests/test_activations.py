@@ -251,7 +251,7 @@ def test_off_unit_fraction_counts_dead_relus_and_off_units_of_other_activations(
 def dying_summary():
     runs = A.dying_units_experiment()
     assert len(runs) == 3 * 5
-    return A.summarize_runs(runs, ["off_after_burst", "off_after_recovery",
+    return A.mean_std_over_seeds(runs, ["off_after_burst", "off_after_recovery",
                                    "accuracy_after_recovery"])
 
 

@@ -300,7 +300,7 @@ def dying_units_experiment(activations: Sequence[str] = tuple(DYING_ACTIVATIONS)
     return runs
 
 
-def summarize_runs(runs: Sequence, fields: Sequence[str]
+def mean_std_over_seeds(runs: Sequence, fields: Sequence[str]
                    ) -> dict[str, dict[str, tuple[float, float]]]:
     """``{activation: {field: (mean, std)}}`` over the seeds of ``runs`` (population std).
 

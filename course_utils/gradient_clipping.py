@@ -236,7 +236,7 @@ def plot_threshold_sweep(thresholds, final_losses, clip_fractions, norms_percent
                                           else 1.0), color=PALETTE[3], rotation=90, fontsize=8)
     axes[0].set_yscale("log")
     axes[0].set_ylabel("final training loss (log)")
-    axes[0].set_title("Too low: slow. Too high: no protection")
+    axes[0].set_title("Final loss against the clipping threshold")
     axes[1].semilogx(t, clip_fractions, "s-", color=PALETTE[1])
     axes[1].set_ylabel("fraction of steps clipped")
     axes[1].set_title("How often clipping fires")
@@ -272,7 +272,7 @@ def plot_global_vs_per_tensor(names, original, global_clipped, per_tensor_clippe
     ax.set_xticklabels(names, rotation=20, fontsize=8)
     ax.set_xlabel("parameter tensor")
     ax.set_ylabel("gradient norm (log scale)")
-    ax.set_title("Global clipping keeps the ratios between layers; per-tensor flattens them")
+    ax.set_title("Gradient norm per tensor: unclipped, global and per-tensor clipping")
     ax.legend(fontsize=8)
     return fig
 
@@ -293,7 +293,7 @@ def plot_relu6(z, depth_norms: dict | None = None):
             label="derivative")
     ax.set_xlabel("pre-activation z")
     ax.set_ylabel("value")
-    ax.set_title("The cap is on the activation; the slope is 1 or 0")
+    ax.set_title("ReLU6 and its derivative")
     ax.legend(fontsize=8)
     if depth_norms:
         ax = axes[1]
@@ -304,6 +304,6 @@ def plot_relu6(z, depth_norms: dict | None = None):
                         ls="-" if i == 0 else "--")
         ax.set_xlabel("number of layers")
         ax.set_ylabel("gradient at the first hidden layer (log)")
-        ax.set_title("ReLU6 does not stop the gradient from exploding")
+        ax.set_title("Gradient at the first hidden layer against depth")
         ax.legend(fontsize=8)
     return fig

@@ -75,7 +75,7 @@ def plot_batch_stat_spread(batch_sizes, mean_spread, std_spread):
               label=r"$\propto 1/\sqrt{B}$")
     ax.set_xlabel("batch size B")
     ax.set_ylabel("std over mini-batches")
-    ax.set_title("Small batches give noisy statistics (noise shrinks like 1/sqrt(B))")
+    ax.set_title("Spread of the batch statistics against batch size")
     ax.legend()
     return fig
 

@@ -29,29 +29,22 @@ def dead_relu_fraction(model, x) -> float:
     has no ``nn.ReLU`` module. The model is left as it was (no hooks, no gradients, same mode).
     Taught in ``notebooks/01_activations``.
     """
-    import torch
     from torch import nn
 
-    counts = [0, 0]  # dead, total
-
-    def hook(module, inputs, output):
-        units = output.detach().reshape(output.shape[0], -1)
-        counts[0] += int((units == 0).all(dim=0).sum())
-        counts[1] += units.shape[1]
+    from course_utils.diagnostics import capture_outputs
 
     relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
     if not relus:
         raise ValueError("the model has no nn.ReLU module")
-    handles = [m.register_forward_hook(hook) for m in relus]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    if counts[1] == 0:
+    _, calls = capture_outputs(model, x, relus)
+    if not calls:
         raise ValueError("no nn.ReLU module ran during the forward pass")
-    return counts[0] / counts[1]
+    dead = total = 0
+    for _, output in calls:
+        units = output.detach().reshape(output.shape[0], -1)
+        dead += int((units == 0).all(dim=0).sum())
+        total += units.shape[1]
+    return dead / total
 
 
 # --------------------------------------------------------------------------- test helpers

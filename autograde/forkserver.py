@@ -60,6 +60,14 @@ def fork_disabled_reason() -> str | None:
     return None
 
 
+def short_lived_pool(sandbox) -> ForkServer | None:
+    """A fork server for one ``check`` (the caller closes it), or None: grade cold."""
+    try:
+        return ForkServer(sandbox)
+    except ForkUnavailable:
+        return None
+
+
 # ============================================================================ grading side
 class ForkServer:
     """A sandboxed warm parent, started at once and waited for on first use."""
@@ -342,8 +350,29 @@ def _kill_others() -> None:
     raise RuntimeError(f"processes left in the sandbox after SIGKILL: {alive}")
 
 
+def _remove_sysv_ipc() -> None:
+    """Remove the System V shared memory, semaphores and message queues a child left in the
+    sandbox's IPC namespace."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for kind, remove in (("shm", libc.shmctl), ("sem", libc.semctl), ("msg", libc.msgctl)):
+        try:
+            with open(f"/proc/sysvipc/{kind}") as fh:
+                rows = fh.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            ipc_id = int(row.split()[1])
+            if kind == "sem":
+                remove(ipc_id, 0, 0)  # IPC_RMID
+            else:
+                remove(ipc_id, 0, None)
+
+
 def _clean(workdir: str, whole: bool) -> None:
     _kill_others()
+    _remove_sysv_ipc()
     mounts = _mounts()
     for place in WRITABLE:
         _wipe(place, mounts)

@@ -36,6 +36,7 @@ from course_utils import testing
 
 from . import delegation
 from .course import Assignment, CourseError, assignments
+from .forkserver import short_lived_pool
 from .notebooks import (
     InvalidNotebook,
     grade_id,
@@ -51,7 +52,7 @@ from .notebooks import (
 from .pruning import prunable
 from .report import Options, Report, Status, TestResult
 from .runner import CellJob, run_cells
-from .sandbox import SandboxConfig
+from .sandbox import SandboxConfig, notebook_sandbox
 from .slicing import Slicer, Unit, interference, student_units, trusted_units
 
 CACHE_VERSION = "2"
@@ -406,27 +407,15 @@ def check_notebook(path: str | Path, opts: Options | None = None,
     """
     opts = opts or Options()
     path = Path(path).resolve()
-    hide = list(opts.hide)
-    if _safe_to_hide(path.parent):
-        hide.append(path.parent)  # other files beside the submission (other students')
-    sandbox = SandboxConfig(memory_mb=opts.memory_mb, hide=hide)
+    sandbox = notebook_sandbox(path, opts.memory_mb, opts.hide)
     own_pool = None
     if pool is None:
-        own_pool = pool = _short_lived_pool(sandbox)  # starts now, warms up while we plan
+        own_pool = pool = short_lived_pool(sandbox)  # starts now, warms up while we plan
     try:
         return _check(path, opts, assignment, sandbox, pool)
     finally:
         if own_pool is not None:
             own_pool.close()
-
-
-def _short_lived_pool(sandbox: SandboxConfig):
-    from .forkserver import ForkServer, ForkUnavailable
-
-    try:
-        return ForkServer(sandbox)
-    except ForkUnavailable:
-        return None
 
 
 def _check(path: Path, opts: Options, assignment: str | None, sandbox: SandboxConfig,
@@ -500,12 +489,6 @@ def _released_sources(a: Assignment) -> set[str]:
 
         rel = nbformat.reads(released_text(a), as_version=4)
     return {c.source for c in rel.cells if c.cell_type == "code" and not is_answer(c)}
-
-
-def _safe_to_hide(folder: Path) -> bool:
-    needed = [Path(sys.prefix).resolve(), Path(testing.__file__).resolve().parent,
-              Path(np.__file__).resolve().parent]
-    return not any(n == folder or folder in n.parents for n in needed)
 
 
 def find_notebooks(folder: Path) -> list[Path]:

@@ -58,6 +58,26 @@ class SandboxConfig:
         return [p for p in paths + list(self.hide) if p.exists()]
 
 
+def notebook_sandbox(path: Path, memory_mb: int, hide=()) -> SandboxConfig:
+    """The sandbox for grading the notebook at ``path``: the secrets, ``hide``, and the other
+    files beside the submission (other students') when hiding them hides no code."""
+    hide = list(hide)
+    folder = Path(path).resolve().parent
+    if _safe_to_hide(folder):
+        hide.append(folder)
+    return SandboxConfig(memory_mb=memory_mb, hide=hide)
+
+
+def _safe_to_hide(folder: Path) -> bool:
+    from importlib.util import find_spec  # not ``import numpy``: check starts faster
+
+    import course_utils
+
+    needed = [Path(sys.prefix).resolve(), Path(course_utils.__file__).resolve().parent,
+              Path(find_spec("numpy").origin).resolve().parent]
+    return not any(n == folder or folder in n.parents for n in needed)
+
+
 class SandboxedKernelManager(KernelManager):
     """A KernelManager whose kernel process starts inside the sandbox."""
 

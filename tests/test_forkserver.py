@@ -57,7 +57,8 @@ print(json.dumps({
     'run': sorted(os.listdir('/run')), 'cwd': sorted(os.listdir('.')),
     'pool': sorted(set(os.listdir(pool)) - {os.path.basename(here), 'forkserver.log'}),
     'home': sorted(os.listdir(os.path.expanduser('~'))), 'procs': procs,
-    'ppid_alive': os.path.exists(f'/proc/{os.getppid()}'),
+    'sysv': [row for kind in ('shm', 'msg', 'sem')
+             for row in open(f'/proc/sysvipc/{kind}').read().splitlines()[1:]],
 }))
 """)
     assert results[0].status == "ok", results[0]
@@ -73,7 +74,7 @@ def assert_clean(seen: dict, pool: str) -> None:
     assert seen["tmp"] == pool_mount, seen
     assert seen["shm"] == [] and seen["run"] == [] and seen["cwd"] == [], seen
     assert seen["pool"] == [] and seen["home"] == [], seen
-    assert seen["procs"] == [], seen
+    assert seen["procs"] == [] and seen["sysv"] == [], seen
 
 
 def test_a_fresh_child_sees_a_clean_sandbox(server):
@@ -105,6 +106,9 @@ os.chmod('/tmp/locked', 0)
 open('/dev/shm/evil', 'w').write('x')
 open('/run/evil', 'w').write('x')
 open('left_in_cwd.py', 'w').write('x')
+import ctypes  # System V IPC objects outlive their process
+libc = ctypes.CDLL(None)
+assert libc.shmget(1234, 4096, 0o1666) >= 0 and libc.msgget(55, 0o1666) >= 0
 os.makedirs(os.path.expanduser('~/.ipython/profile_default/startup'), exist_ok=True)
 pool = os.path.dirname(os.path.dirname(os.getcwd()))
 for name in ('k-next', 'planted'):  # a folder a sibling might be given

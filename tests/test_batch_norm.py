@@ -263,8 +263,8 @@ def test_init_scale_sweep_numbers_quoted_in_the_notebook():
     assert acc["BN"].min() > 0.6 and with_bn.argmax() == 3
     assert with_bn[0] < with_bn[3] - 0.1 and with_bn[-1] < with_bn[3] - 0.1
     # the numbers the notebook's prose quotes
-    np.testing.assert_allclose([plain[3], with_bn[3], with_bn[-1]], [0.91, 0.94, 0.70],
-                               atol=0.015)
+    np.testing.assert_allclose([plain[3], with_bn[3], with_bn[-1]], [0.91, 0.935, 0.70],
+                               atol=0.01)
     assert 0.9 < loss["BN"][-1].mean() < 1.1 and 0.15 < loss["BN"][3].mean() < 0.2
     spread_bn, spread_plain = np.ptp(with_bn), np.ptp(plain)
     assert spread_plain > 0.75 and spread_bn < 0.3 and spread_bn < spread_plain / 2.5

@@ -189,14 +189,33 @@ print('spawned')
     assert "late" not in later[0].stdout, later[0].stdout
 
 
+def test_an_endless_loop_is_interrupted_on_the_control_channel(server):
+    server.reset()
+    km, kc = server.start_kernel("k-interrupt", "record", 2048)
+    try:
+        msg_id = kc.execute("while True:\n    pass")
+        kc.get_iopub_msg(timeout=30)  # busy
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=60)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        assert km.is_alive()
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert not km.is_alive()
+
+
 def test_a_hanging_child_is_killed_alone_and_the_next_works(server):
-    results, _, execution = run(
+    results, flags, execution = run(
         server, "x = 1",
         "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
         "print('after', x)", timeout=3)
     assert execution == WARM
     assert [r.status for r in results] == ["ok", "timeout", "ok"], results
     assert "after 1" in results[2].stdout  # restarted from the warm parent, x replayed
+    assert any(f.startswith("kernel_restarted") for f in flags), flags
     assert server.alive()
     assert_clean(probe(server), str(server.workdir))
 

@@ -311,10 +311,9 @@ def _close_pool() -> None:
 
 
 def _warm_worker() -> None:
-    """Pre-import the grader (numpy, torch, jupyter_client) once per worker process."""
+    """Pre-import the grader (numpy, jupyter_client) once per worker process. Not torch: the
+    grading process never runs it (kernels do; the warm fork server has imported it)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch  # noqa: F401
-
     import autograde.grader  # noqa: F401
 
 

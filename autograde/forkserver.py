@@ -25,6 +25,7 @@ methods it uses.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import select
@@ -156,14 +157,13 @@ class ForkServer:
 
     def start_kernel(self, folder: str, mode: str, memory_mb: int):
         """Fork a kernel child in ``folder`` (created if new) and return (manager, client)."""
-        from jupyter_client import BlockingKernelClient
-
         msg = self.request("spawn", folder=folder, mode=mode, memory_mb=memory_mb)
         self.children += 1
         km = ForkedKernelManager(self, msg["pid"], msg["connection_file"])
-        kc = BlockingKernelClient(connection_file=msg["connection_file"])
+        kc = _client_class()(connection_file=msg["connection_file"])
+        kc.manager = km
         kc.load_connection_file()
-        kc.start_channels()
+        kc.start_channels(hb=False)  # alive means the process runs, as for a cold kernel
         km.client_ = kc
         try:
             kc.wait_for_ready(timeout=60)
@@ -194,6 +194,22 @@ class ForkServer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@functools.lru_cache(maxsize=1)
+def _client_class():
+    from jupyter_client import BlockingKernelClient
+
+    class ForkedKernelClient(BlockingKernelClient):
+        """Asks the fork server whether the kernel lives, not the heartbeat (which a loaded
+        machine can miss; a cold kernel's client asks its manager the same way)."""
+
+        manager = None
+
+        def is_alive(self) -> bool:
+            return self.manager.is_alive() if self.manager else super().is_alive()
+
+    return ForkedKernelClient
 
 
 class ForkedKernelManager:

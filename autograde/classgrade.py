@@ -314,6 +314,9 @@ def _warm_worker() -> None:
     """Pre-import the grader (numpy, jupyter_client) once per worker process. Not torch: the
     grading process never runs it (kernels do; the warm fork server has imported it)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from .__main__ import skip_unused_grammar
+
+    skip_unused_grammar()
     import autograde.grader  # noqa: F401
 
 

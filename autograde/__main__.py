@@ -151,17 +151,30 @@ def _check(args) -> int:
     if not paths:
         print(f"error: no .ipynb files under {path}", file=sys.stderr)
         return 2
+    from .forkserver import short_lived_pool
+    from .sandbox import notebook_sandbox
+
     reports = []
     if not args.json:
         print(f"{'notebook':<48} {'status':<18} {'score':>12} {'time':>7}")
-    for p in paths:
-        t0 = time.monotonic()
-        rep = check_notebook(p, opts)
-        reports.append(rep)
-        if not args.json:
-            score = f"{rep.score:g}/{rep.max_score:g}"
-            print(f"{str(p.relative_to(path)):<48} {rep.status:<18} {score:>12} "
-                  f"{time.monotonic() - t0:6.1f}s", flush=True)
+    pool, pool_for = None, None  # one warm parent for the notebooks of one folder
+    try:
+        for p in paths:
+            t0 = time.monotonic()
+            sandbox = notebook_sandbox(p, opts.memory_mb, opts.hide)
+            if pool_for != sandbox.hide or (pool is not None and not pool.alive()):
+                if pool is not None:
+                    pool.close()
+                pool, pool_for = short_lived_pool(sandbox), sandbox.hide
+            rep = check_notebook(p, opts, pool=pool)
+            reports.append(rep)
+            if not args.json:
+                score = f"{rep.score:g}/{rep.max_score:g}"
+                print(f"{str(p.relative_to(path)):<48} {rep.status:<18} {score:>12} "
+                      f"{time.monotonic() - t0:6.1f}s", flush=True)
+    finally:
+        if pool is not None:
+            pool.close()
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=1))
     return 0

@@ -571,10 +571,16 @@ def grade_main(args) -> int:
                           f"not be prepared: {prep['error']}")
     backup = prep.get("backup")
     sync_gradebook(out / "nbgrader", [known[n] for n in names], ordered, prepared=True)
+    kernels: dict[str, int] = {}  # which execution path graded each result (reused ones too)
+    for row in ordered:
+        if row.report is not None and row.report.execution:
+            kernels[row.report.execution] = kernels.get(row.report.execution, 0) + 1
     _atomic_write(out / "summary.json", json.dumps(
         {"graded_at": _now(), "students": len(students), "assignments": names,
          "counts": _counts(ordered), "seconds": round(time.monotonic() - t_start, 1),
-         "protections": protections(), "notes": notes}, indent=1))
+         "protections": protections(), "kernels": kernels, "notes": notes}, indent=1))
+    if kernels:
+        print("Kernels: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kernels.items())))
     _print_summary(out, ordered, time.monotonic() - t_start, backup)
     return 1 if any(r.status == Status.GRADER_ERROR for r in ordered) else 0
 

@@ -9,8 +9,9 @@ two commands that open a JupyterLab (`make formgrader`, `python -m autograde.lab
 the browser tests cover them. Every command must succeed, and what the section says the grade
 command writes must be there. Edit the section and this test runs the new commands.
 
-`.venv/bin/` means this test's own environment; `make` runs with that environment and a fresh
-install stamp, so that it never reinstalls anything.
+`.venv/bin/` means this test's own environment (a bare `python` is whatever the PATH gives,
+as for a reader: outside an activated environment it lacks the course's packages and fails);
+`make` runs with that environment and a fresh install stamp, so it never reinstalls anything.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ NAME = "00_unstable_gradients"  # the quickest assignment to grade
 BIN = Path(sys.executable).parent
 VENV = BIN.parent
 LAB_COMMANDS = ("make formgrader", "make lab", "-m autograde.lab")
-COMMAND_START = ("make ", ".venv/bin/", "nbgrader ")
+COMMAND_START = ("make ", ".venv/bin/", "nbgrader ", "python ", "python3 ")
 
 
 def instructor_section(readme: str) -> str:
@@ -101,6 +102,8 @@ def _argv(cmd: str, stamp: Path) -> list[str]:
         return [str(BIN / argv[0].removeprefix(".venv/bin/")), *argv[1:]]
     if argv[0] == "nbgrader":
         return [str(BIN / "nbgrader"), *argv[1:]]
+    if argv[0] in ("python", "python3"):
+        return argv  # whatever `python` is on the PATH, as for a reader who copies the line
     raise AssertionError(f"the instructor section has a command this test cannot run: {cmd}")
 
 

@@ -220,9 +220,10 @@ def test_summaries_doctor_and_plots(data):
 
 
 def test_residual_ablation_branch_scale_row(data):
-    # Notebook 05, section 4: the plain ReLU + He residual net diverges for every seed, the same
-    # net with each branch scaled by 1/sqrt(11) trains at least as well as residual + BN.
-    base = ip.RunConfig(name="ReLU + He")
+    # Notebook 05, section 4 (100 steps): the plain ReLU + He residual net diverges for every
+    # seed; the same net with each branch scaled by 1/sqrt(11) trains to a lower loss than
+    # residual + BN and to the same test accuracy within the seeds' spread.
+    base = ip.RunConfig(name="ReLU + He", steps=100)
     plain = ip.summarize_runs(ip.run_seeds(ip.with_name(base, "res", residual=True), data))
     scaled = ip.summarize_runs(ip.run_seeds(
         ip.with_name(base, "res / sqrt(11)", residual=True, branch_scale=1 / math.sqrt(11)), data))
@@ -230,9 +231,10 @@ def test_residual_ablation_branch_scale_row(data):
         ip.with_name(base, "res + BN", residual=True, batch_norm=True), data))
     assert plain["diverged"] == 3
     assert scaled["diverged"] == 0 and bn["diverged"] == 0
-    assert scaled["final_loss_mean"] < 0.05
+    assert scaled["final_loss_mean"] < 0.1
     assert scaled["final_loss_mean"] <= bn["final_loss_mean"]
-    assert scaled["test_acc_mean"] > bn["test_acc_mean"] - 0.015
+    assert (abs(scaled["test_acc_mean"] - bn["test_acc_mean"])
+            <= max(scaled["test_acc_std"], bn["test_acc_std"]))
 
 
 def test_branch_scale_scales_residual_branches_only():
@@ -330,10 +332,51 @@ def test_doctor_chart_says_when_every_gradient_is_zero(data):
 def test_diagnose_reports_the_update_size_it_measured():
     t, n_lin = 30, 4
     ratios = np.full((t, n_lin), -2.2)
-    msg = ip.diagnose(np.ones(t), np.ones((t, n_lin)), ratios, np.zeros((t, n_lin - 1)))
+    ones = np.ones((t, n_lin))
+    msg = ip.diagnose(np.ones(t), ones, ones, ratios, np.zeros((t, n_lin - 1)))
     assert msg.startswith("no alarm") and "6e-03" in msg and "log10 -2.2" in msg
-    msg = ip.diagnose(np.ones(t), np.ones((t, n_lin)), ratios - 1.0, np.zeros((t, n_lin - 1)))
+    msg = ip.diagnose(np.ones(t), ones, ones, ratios - 1.0, np.zeros((t, n_lin - 1)))
     assert "1e-03" not in msg and "log10 -3.2" in msg
+
+
+def test_diagnose_judges_the_flow_by_the_gradient_health_rule():
+    # The uniformly over-scaled net: level weight gradients (the old first/last weight-gradient
+    # test saw nothing) but r = d1/d(L-1) above 1e3; and the tiny output layer: steep weight
+    # gradients but r near 1. diagnose must agree with gradient_health's verdict on both.
+    t, ratios = 5, None
+    for kw, verdict in [(dict(depth=10, width=32, scale=3.0), "exploding"),
+                        (dict(depth=12, width=48, init="default"), "vanishing"),
+                        (dict(depth=4, width=32, head_scale=1e-4), "healthy"),
+                        (dict(depth=4, width=32), "healthy")]:
+        rep = ip.gradient_health(*ip.build_health_case(**kw))
+        assert rep["verdict"] == verdict
+        g = np.array([[d["grad_norm"] for d in rep["layers"]]] * t)
+        d = np.array([[d["out_grad_rms"] for d in rep["layers"]]] * t)
+        ratios = np.full(g.shape, -3.0)
+        msg = ip.diagnose(np.ones(t), g, d, ratios, np.zeros((t, g.shape[1] - 1)))
+        assert (verdict if verdict != "healthy" else "no alarm") in msg, (kw, msg)
+    # the loss scale never changes the alarm; all-zero gradients are vanishing
+    msg = ip.diagnose(np.ones(t), 1e6 * g, 1e6 * d, ratios, np.zeros((t, g.shape[1] - 1)))
+    assert msg.startswith("no alarm")
+    zero = np.zeros_like(g)
+    assert "exactly 0" in ip.diagnose(np.ones(t), zero, zero, ratios, zero[:, 1:])
+    # the last recorded row is the one read
+    d_old = np.vstack([d[:1] * [[1e-6] + [1] * (d.shape[1] - 1)], d])
+    assert ip.diagnose(np.ones(t), g, d_old, ratios, zero[:, 1:]).startswith("no alarm")
+    assert "vanishing" in ip.diagnose(np.ones(t), g, d_old[::-1], ratios, zero[:, 1:])
+
+
+def test_runs_record_out_grad_rms_at_checkpoints(data):
+    cfg = ip.RunConfig(depth=3, width=16, steps=12, record_every=5)
+    run = ip.train_run(cfg, data, seed=0)
+    assert run.out_grad_rms.shape == (3, 4) and np.all(run.out_grad_rms > 0)
+    # the row of step 0 is gradient_health's out_grad_rms on that step's mini-batch
+    model = ip.make_mlp(cfg, seed=0)
+    idx = torch.randint(0, data.x_train.shape[0], (cfg.batch_size,),
+                        generator=torch.Generator().manual_seed(20_000))
+    rep = ip.gradient_health(model, data.x_train[idx], data.y_train[idx], nn.CrossEntropyLoss())
+    np.testing.assert_allclose(run.out_grad_rms[0], [d["out_grad_rms"] for d in rep["layers"]],
+                               rtol=1e-5)
 
 
 def test_training_doctor_stop_button_is_reset_when_training_ends():

@@ -12,7 +12,13 @@ from dataclasses import replace
 import numpy as np
 
 from course_utils.diagnostics import UPDATE_RATIO_REFERENCE
-from course_utils.in_practice.health import SATURATION_MAX, VANISH_RATIO
+from course_utils.in_practice.health import (
+    EXPLODE_RATIO,
+    SATURATION_MAX,
+    VANISH_RATIO,
+    depth_ratio,
+    flow_verdict,
+)
 from course_utils.in_practice.runs import RunConfig, RunResult
 
 __all__ = ["DOCTOR_CAUSES", "doctor_cases", "doctor_summary", "diagnose"]
@@ -99,19 +105,24 @@ def doctor_summary(run: RunResult) -> str:
     return "\n".join(lines)
 
 
-def diagnose(losses, grad_norms, update_ratios, fractions, kind: str = "dead") -> str:
+def diagnose(losses, grad_norms, out_grad_rms, update_ratios, fractions,
+             kind: str = "dead") -> str:
     """The doctor's first alarm for a run so far, in one line.
 
     Arguments are arrays over the steps run (as :class:`RunResult` and the training doctor
     widget hold them): ``losses`` (T,), ``grad_norms`` (T, L) per Linear layer, input side
-    first, ``update_ratios`` (T, L) as log10 update/weight, ``fractions`` (T, L-1) saturated or
-    dead fraction per hidden layer (``kind`` says which). The checks, in order: a loss or
-    gradient that became inf/NaN; a hidden layer more than ``SATURATION_MAX`` saturated or
-    dead; the first layer's gradient below ``VANISH_RATIO`` times the last's (or above its
-    inverse); a median update ratio over the last 20 steps more than 1.5 decades above
-    ``UPDATE_RATIO_REFERENCE`` (1e-3), or 2 decades below it. Without an alarm, the line
-    gives the measured size of the updates: the median over the layers of each layer's median
-    log10 update ratio over the last 20 steps.
+    first, ``out_grad_rms`` (rows, L): the RMS of ``dL/dz`` at each Linear's output on the
+    steps where it was recorded (the last row is read), ``update_ratios`` (T, L) as log10
+    update/weight, ``fractions`` (T, L-1) saturated or dead fraction per hidden layer
+    (``kind`` says which). The checks, in order: a loss or gradient that became inf/NaN;
+    vanishing or exploding by the rule of ``gradient_health``
+    (:func:`course_utils.in_practice.health.flow_verdict` on the last recorded row: every
+    weight gradient exactly 0, or ``r`` = first over last hidden layer's ``dL/dz`` RMS below
+    ``VANISH_RATIO`` or above ``EXPLODE_RATIO``); a hidden layer more than
+    ``SATURATION_MAX`` saturated or dead; a median update ratio over the last 20 steps more
+    than 1.5 decades above ``UPDATE_RATIO_REFERENCE`` (1e-3), or 2 decades below it. Without
+    an alarm, the line gives the measured size of the updates: the median over the layers of
+    each layer's median log10 update ratio over the last 20 steps.
     """
     losses = np.asarray(losses, dtype=float)
     grad_norms = np.asarray(grad_norms, dtype=float)
@@ -119,14 +130,23 @@ def diagnose(losses, grad_norms, update_ratios, fractions, kind: str = "dead") -
         return "no steps yet"
     if not np.isfinite(losses).all() or not np.isfinite(grad_norms[-1]).all():
         return "DIVERGED (loss or gradients became inf/NaN): lower the learning rate or clip"
+    d = np.asarray(out_grad_rms, dtype=float)
+    d = d[-1] if d.ndim == 2 and len(d) else np.full(grad_norms.shape[-1], np.nan)
+    flow = flow_verdict(grad_norms[-1], d) if np.isfinite(d).all() else None
+    if flow is None and (grad_norms[-1] == 0).all():
+        flow = "vanishing"
+    r = depth_ratio(d)
+    if flow == "exploding":
+        return (f"the first hidden layer gets {r:.0e}× the last hidden layer's dL/dz "
+                f"(> {EXPLODE_RATIO:.0e}): exploding")
+    if flow == "vanishing":
+        if (grad_norms[-1] == 0).all():
+            return "every weight gradient is exactly 0: nothing flows (vanishing)"
+        return (f"the first hidden layer gets {r:.0e}× the last hidden layer's dL/dz "
+                f"(< {VANISH_RATIO:.0e}): vanishing")
     fractions = np.asarray(fractions, dtype=float)
     if fractions.size and np.nanmax(fractions[-1], initial=0.0) > SATURATION_MAX:
         return f"many {kind} units: try ReLU-family + He init, or batch norm"
-    g = grad_norms[-1]
-    if g[0] < VANISH_RATIO * g[-1]:
-        return "first layer gets < 1/1000 of the last layer's gradient: vanishing"
-    if g[0] * VANISH_RATIO > g[-1]:
-        return "first layer gets > 1000× the last layer's gradient: exploding"
     recent = np.asarray(update_ratios, dtype=float)[-20:]
     recent = recent[np.isfinite(recent).any(axis=1)]
     if not recent.size:

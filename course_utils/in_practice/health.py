@@ -13,8 +13,8 @@ from course_utils.diagnostics import capture_outputs, dead_fraction, saturated_f
 from course_utils.nets import ACTIVATION_TYPES, init_linear_, init_std, mlp
 
 __all__ = ["VANISH_RATIO", "EXPLODE_RATIO", "SATURATION_MAX", "VERDICTS",
-           "layer_activation_fraction", "health_verdict", "gradient_health",
-           "build_health_case", "collect_layer_tensors"]
+           "layer_activation_fraction", "depth_ratio", "flow_verdict", "health_verdict",
+           "gradient_health", "build_health_case", "collect_layer_tensors"]
 
 #: ``gradient_health`` thresholds (stated in ``notebooks/05_in_practice``): the gradient that
 #: reaches the first hidden layer against the one at the last hidden layer, and the largest
@@ -72,6 +72,34 @@ def _act_after_each_linear(model: nn.Module, x: torch.Tensor):
     return out, entries
 
 
+def depth_ratio(out_grad_rms) -> float:
+    """``r = out_grad_rms[0] / out_grad_rms[-2]``: the RMS of ``dL/dz`` at the first hidden
+    layer over the one at the last hidden layer (values in report order, the output layer
+    last). NaN when there are fewer than two hidden layers or ``out_grad_rms[-2]`` is not
+    positive. Taught in ``notebooks/05_in_practice``.
+    """
+    d = np.asarray(out_grad_rms, dtype=float)
+    return float(d[0] / d[-2]) if d.size >= 3 and d[-2] > 0 else float("nan")
+
+
+def flow_verdict(grad_norms, out_grad_rms) -> str | None:
+    """The vanishing/exploding part of :func:`health_verdict`: ``"exploding"`` if a value is
+    inf or NaN or :func:`depth_ratio` exceeds ``EXPLODE_RATIO``, otherwise ``"vanishing"`` if
+    every weight gradient is exactly 0 or the ratio is below ``VANISH_RATIO``, otherwise
+    ``None``. Scale-free: multiplying every gradient by a constant never changes it.
+    """
+    g = np.asarray(grad_norms, dtype=float)
+    d = np.asarray(out_grad_rms, dtype=float)
+    if not (np.isfinite(g).all() and np.isfinite(d).all()):
+        return "exploding"
+    r = depth_ratio(d)
+    if r > EXPLODE_RATIO:
+        return "exploding"
+    if (g == 0).all() or r < VANISH_RATIO:
+        return "vanishing"
+    return None
+
+
 def health_verdict(grad_norms: list[float], out_grad_rms: list[float], saturated: list[float],
                    dead: list[float]) -> str:
     """The notebook's rule, from per-layer values in report order (input side first, the
@@ -91,18 +119,12 @@ def health_verdict(grad_norms: list[float], out_grad_rms: list[float], saturated
     Every test is a ratio or an exact zero, so multiplying the loss (or every gradient) by a
     constant never changes the verdict. Taught in ``notebooks/05_in_practice``.
     """
-    g = np.asarray(grad_norms, dtype=float)
-    d = np.asarray(out_grad_rms, dtype=float)
     s = np.concatenate([np.asarray(saturated, dtype=float), np.asarray(dead, dtype=float)])
-    if g.size == 0:
+    if np.asarray(grad_norms).size == 0:
         raise ValueError("no layers")
-    if not (np.isfinite(g).all() and np.isfinite(d).all()):
-        return "exploding"
-    r = d[0] / d[-2] if d.size >= 3 and d[-2] > 0 else float("nan")
-    if r > EXPLODE_RATIO:
-        return "exploding"
-    if (g == 0).all() or r < VANISH_RATIO:
-        return "vanishing"
+    flow = flow_verdict(grad_norms, out_grad_rms)
+    if flow is not None:
+        return flow
     if (s > SATURATION_MAX).any():
         return "saturated or dead"
     return "healthy"

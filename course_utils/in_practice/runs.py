@@ -125,6 +125,10 @@ class RunResult:
     ``act_std``, ``act_mean`` and ``act_fraction``, one column per hidden activation;
     ``checkpoints`` gives the step of each row); ``bn_var_history`` holds, at the same
     checkpoints, each batch-norm layer's mean running variance (``None`` without batch norm).
+    ``out_grad_rms`` has one row per training step taken at a checkpoint (steps 0,
+    ``record_every``, ...): the RMS of ``dL/dz`` at each Linear's output ``z`` on that step's
+    mini-batch, input side first (what :func:`course_utils.in_practice.health.depth_ratio`
+    reads).
     """
 
     config: RunConfig
@@ -146,6 +150,7 @@ class RunResult:
     clip_fraction: float = 0.0
     bn_running_var: np.ndarray | None = None
     bn_var_history: np.ndarray | None = None
+    out_grad_rms: np.ndarray | None = None
     model: nn.Module | None = field(default=None, repr=False)
 
     @property
@@ -233,6 +238,7 @@ class Trainer:
         self.act_fraction: list = []
         self.weight_std: list = []
         self.bn_var_history: list = []
+        self.out_grad_rms: list = []
         self.opt = _make_optimizer(cfg, self.model.parameters())
         self.diverged = False
         self.clipped = 0
@@ -283,13 +289,25 @@ class Trainer:
             step = self.step
             if cfg.optimizer == "adam_then_sgd" and step == cfg.steps // 2:
                 self.opt = _make_optimizer(cfg, model.parameters(), phase=1)
-            if step % cfg.record_every == 0:
+            at_checkpoint = step % cfg.record_every == 0
+            if at_checkpoint:
                 self.checkpoint(step)
             self._ensure_mode(step)
             idx = torch.randint(0, n, (cfg.batch_size,), generator=self.gen)
-            loss = self.loss_fn(model(self.x_train[idx]), self.y_train[idx])
+            if at_checkpoint:  # also keep dL/dz of every Linear's output z on this step
+                out, calls = capture_outputs(model, self.x_train[idx], linears, no_grad=False)
+                zs = [z for _, z in calls]
+                for z in zs:
+                    z.retain_grad()
+            else:
+                out, zs = model(self.x_train[idx]), None
+            loss = self.loss_fn(out, self.y_train[idx])
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
+            if zs is not None:
+                self.out_grad_rms.append([
+                    0.0 if z.grad is None else float(z.grad.double().pow(2).mean().sqrt())
+                    for z in zs])
             lv = float(loss.detach())
             self.losses[step] = lv
             lr = self.opt.param_groups[0]["lr"]
@@ -343,6 +361,7 @@ class Trainer:
             bn_running_var=np.asarray(bn_var) if bn_var else None,
             bn_var_history=(np.asarray(self.bn_var_history) if self.bn_var_history
                             else None),
+            out_grad_rms=np.asarray(self.out_grad_rms, dtype=float),
             model=model if self.keep_model else None,
         )
 

@@ -58,6 +58,7 @@ class TrainingRun:
     of 64, activations probed on 64 samples at every step, the optimizer's real step
     measured); ``history()``
     holds ``loss`` (T,), ``grad_norms`` (T, L) for the L Linear layers (input side first),
+    ``out_grad_rms`` (T, L): the RMS of dL/dz at each Linear's output on each step's batch,
     ``update_ratio`` (T, L) as log10 std(Δw)/std(w), ``saturation`` (T, L-1): the saturated
     (sigmoid, tanh) or dead (ReLU) fraction of each hidden layer, and ``status`` ("running",
     "done", "stopped", "diverged").
@@ -115,6 +116,7 @@ class TrainingRun:
         frac = np.asarray(tr.act_fraction[:t], dtype=float).reshape(-1, self.config["depth"])
         return {"step": np.arange(1, t + 1), "loss": tr.losses[:t].copy(),
                 "grad_norms": tr.grad_norms[:t].copy(),
+                "out_grad_rms": np.asarray(tr.out_grad_rms[:t], dtype=float),
                 "update_ratio": tr.step_ratios[:t].copy(),
                 "saturation": frac, "status": self.status,
                 "total_steps": self.total_steps, "config": dict(self.config)}
@@ -139,7 +141,8 @@ def _diagnosis(h: dict) -> str:
     if not len(h["step"]):
         return "no steps yet"
     kind = "saturated" if h["config"]["activation"] in SATURATING else "dead"
-    return diagnose(h["loss"], h["grad_norms"], h["update_ratio"], h["saturation"], kind)
+    return diagnose(h["loss"], h["grad_norms"], h["out_grad_rms"], h["update_ratio"],
+                    h["saturation"], kind)
 
 
 def plot_training(history: dict, fig: Figure | None = None) -> Figure:

@@ -37,11 +37,16 @@ RUN_ALL_TAG = "raises-exception"
 
 
 def tag_test_cells(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Tag every autograded test cell ``raises-exception``: in JupyterLab a failing test then
+    """Tag every autograded test cell, and every answer cell whose stub raises at the top
+    level, ``raises-exception``: in JupyterLab a failing test or an unanswered prediction then
     shows its message without stopping "Run All" (nbgrader still records the error)."""
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+        test = meta.get("grade") and not meta.get("solution")
+        # an answer whose stub raises where it stands (a prediction: `answer = ...`)
+        stub_raises = meta.get("solution") and any(
+            line.startswith("raise NotImplementedError") for line in cell.source.splitlines())
+        if cell.cell_type == "code" and (test or stub_raises):
             tags = list(cell.metadata.get("tags", []))
             if RUN_ALL_TAG not in tags:
                 cell.metadata["tags"] = tags + [RUN_ALL_TAG]

@@ -52,6 +52,11 @@ def test_released_test_cells_do_not_stop_run_all(name):
     assert tests
     untagged = [grade_id(c) for c in tests if "raises-exception" not in c.metadata.get("tags", [])]
     assert not untagged, f"test cells without the raises-exception tag: {untagged}"
+    raising = [c for c in nb.cells if is_answer(c) and c.cell_type == "code"
+               and "\nraise NotImplementedError" in "\n" + c.source]
+    untagged = [grade_id(c) for c in raising
+                if "raises-exception" not in c.metadata.get("tags", [])]
+    assert not untagged, f"answer stubs that raise at the top level, untagged: {untagged}"
 
 
 @pytest.mark.slow

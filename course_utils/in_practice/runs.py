@@ -305,9 +305,10 @@ class Trainer:
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             if zs is not None:
-                self.out_grad_rms.append([
-                    0.0 if z.grad is None else float(z.grad.double().pow(2).mean().sqrt())
-                    for z in zs])
+                zero = torch.zeros((), dtype=torch.float64)
+                self.out_grad_rms.append(torch.stack([
+                    zero if z.grad is None else z.grad.double().pow(2).mean() for z in zs
+                ]).sqrt().tolist())
             lv = float(loss.detach())
             self.losses[step] = lv
             lr = self.opt.param_groups[0]["lr"]

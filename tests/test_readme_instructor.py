@@ -2,8 +2,10 @@
 
 The commands are read from the section itself (its ```bash blocks and the inline `make ...`,
 `.venv/bin/...` and `nbgrader ...` commands, in the order they appear; the subsection "Why you
-can trust the grades" has none), then run one after the other on a temporary copy of the course
-(autograde/, the Makefile, and one assignment's solution and release) with a small class:
+can trust the grades" has none), then run one after the other on a temporary course (the
+Makefile and one assignment's solution and release, made the course root with
+``TUG_COURSE_ROOT``; the grader's code stays where it is installed, as it is bound read-only
+into the grading sandbox from there) with a small class:
 one student handing in the solution, one the untouched release, one only on the roster. Only the
 two commands that open a JupyterLab (`make formgrader`, `python -m autograde.lab`) are skipped:
 the browser tests cover them. Every command must succeed, and what the section says the grade
@@ -79,8 +81,6 @@ def _inside_block(section: str, pos: int) -> bool:
 def _make_course(tmp: Path) -> Path:
     course = tmp / "course"
     course.mkdir()
-    shutil.copytree(ROOT / "autograde", course / "autograde",
-                    ignore=shutil.ignore_patterns("__pycache__"))
     for f in ("Makefile", "pyproject.toml", "constraints.txt"):
         shutil.copy2(ROOT / f, course / f)
     for d in ("solutions", "notebooks"):
@@ -122,6 +122,7 @@ def test_instructor_section_runs_as_written(tmp_path):
     stamp.touch()  # newer than the copied pyproject.toml: make installs nothing
     env = {k: v for k, v in os.environ.items()
            if k not in ("TUG_COURSE_ROOT", "JUPYTER_CONFIG_PATH", "MAKEFLAGS", "MFLAGS")}
+    env["TUG_COURSE_ROOT"] = str(course)
     ran, grade_runs = [], []
     for cmd in commands:
         if any(lab in cmd for lab in LAB_COMMANDS):

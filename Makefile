@@ -63,7 +63,7 @@ release-check: setup
 
 check: setup
 	@test -n "$(NB)" || { echo "usage: make check NB=notebooks/01_activations/01_activations.ipynb"; exit 2; }
-	$(BIN)/python -m autograde check "$(NB)"
+	$(BIN)/python -m autograde check --keep-warm "$(NB)"
 
 bench: setup
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from .course import CourseError
 
+KEEP_MINUTES = 10.0  # autograde.keepwarm.KEEP_MINUTES, without importing it for --help
+
 
 def skip_unused_grammar() -> None:
     """jsonschema (imported by nbformat) imports ``rfc3987_syntax`` when it is installed, only
@@ -57,7 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="grade a notebook (or a folder) against the full tests")
     c.add_argument("path", type=Path, help="a .ipynb file or a folder of them")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
+    c.add_argument("--keep-warm", action="store_true",
+                   help="keep the warm kernel parent for the next check, which then starts at "
+                        "once; it ends after --warm-minutes idle minutes or with `stop-warm` "
+                        "(see autograde/keepwarm.py)")
+    c.add_argument("--warm-minutes", type=_positive(float), default=KEEP_MINUTES,
+                   metavar="M", help=f"idle minutes a kept parent waits (default {KEEP_MINUTES:g})")
     _add_options(c)
+
+    sub.add_parser("stop-warm", help="end the warm kernel parents kept by check --keep-warm")
 
     g = sub.add_parser("grade", help="grade a whole class of submissions")
     g.add_argument("submissions", type=Path,
@@ -136,10 +146,9 @@ def _check(args) -> int:
     opts = _options(args)
     if path.is_file():
         # the warm kernel parent starts first: its imports overlap the grader's and the plan
-        from .forkserver import short_lived_pool
         from .sandbox import notebook_sandbox
 
-        pool = short_lived_pool(notebook_sandbox(path, opts.memory_mb, opts.hide))
+        pool = _pool(notebook_sandbox(path, opts.memory_mb, opts.hide), args)
         try:
             return _check_one(path, opts, args.json, pool)
         finally:
@@ -151,7 +160,6 @@ def _check(args) -> int:
     if not paths:
         print(f"error: no .ipynb files under {path}", file=sys.stderr)
         return 2
-    from .forkserver import short_lived_pool
     from .sandbox import notebook_sandbox
 
     reports = []
@@ -165,7 +173,7 @@ def _check(args) -> int:
             if pool_for != sandbox.hide or (pool is not None and not pool.alive()):
                 if pool is not None:
                     pool.close()
-                pool, pool_for = short_lived_pool(sandbox), sandbox.hide
+                pool, pool_for = _pool(sandbox, args), sandbox.hide
             rep = check_notebook(p, opts, pool=pool)
             reports.append(rep)
             if not args.json:
@@ -177,6 +185,26 @@ def _check(args) -> int:
             pool.close()
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=1))
+    return 0
+
+
+def _pool(sandbox, args):
+    """The warm parent a check forks from: kept between checks (``--keep-warm``) or its
+    own, or None (cold kernels)."""
+    if args.keep_warm:
+        from .keepwarm import kept_pool
+
+        return kept_pool(sandbox, args.warm_minutes)
+    from .forkserver import short_lived_pool
+
+    return short_lived_pool(sandbox)
+
+
+def _stop_warm() -> int:
+    from .keepwarm import stop_all
+
+    pids = stop_all()
+    print(f"stopped {len(pids)} warm kernel parent(s)" if pids else "no warm kernel parent runs")
     return 0
 
 
@@ -200,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             return release(args.assignments, check=args.check)
         if args.command == "check":
             return _check(args)
+        if args.command == "stop-warm":
+            return _stop_warm()
         if args.command == "grade":
             from .classgrade import grade_main
 

@@ -100,10 +100,17 @@ class ForkServer:
             self.close()
             raise ForkUnavailable(f"could not start the fork server: {exc}") from None
 
-    # -- protocol
+    # -- protocol (JSON lines; a subclass may carry them over another channel)
+    def _fd(self) -> int:
+        return self.proc.stdout.fileno()
+
+    def _send(self, data: bytes) -> None:
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
     def _readline(self, timeout: float) -> dict:
         end = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
+        fd = self._fd()
         while b"\n" not in self._buf:
             left = end - time.monotonic()
             if left <= 0:
@@ -133,8 +140,7 @@ class ForkServer:
     def request(self, op: str, timeout: float = REQUEST_TIMEOUT, **args) -> dict:
         self.wait_ready()
         try:
-            self.proc.stdin.write((json.dumps({"op": op, **args}) + "\n").encode())
-            self.proc.stdin.flush()
+            self._send((json.dumps({"op": op, **args}) + "\n").encode())
         except (BrokenPipeError, OSError, ValueError):
             raise ForkUnavailable("the fork server ended") from None
         msg = self._readline(timeout)
@@ -157,8 +163,55 @@ class ForkServer:
 
     def start_kernel(self, folder: str, mode: str, memory_mb: int):
         """Fork a kernel child in ``folder`` (created if new) and return (manager, client)."""
+        self._join_prespawn()
         msg = self.request("spawn", folder=folder, mode=mode, memory_mb=memory_mb)
         self.children += 1
+        return self._connect_kernel(msg)
+
+    def prespawn(self, mode: str, memory_mb: int) -> None:
+        """Reset and fork the next submission's kernel now, on a thread, so that its start
+        overlaps the caller's planning; :meth:`take_prespawned` hands it over."""
+        import threading
+
+        self._join_prespawn()
+        folder = "k-" + os.urandom(6).hex()
+        box: dict = {"folder": folder, "mode": mode, "memory_mb": memory_mb}
+
+        def work() -> None:
+            try:
+                self.reset()
+                box["msg"] = self.request("spawn", folder=folder, mode=mode,
+                                          memory_mb=memory_mb)
+            except Exception as exc:  # noqa: BLE001 - the session starts its kernel itself
+                box["error"] = exc
+
+        self._prespawn = box
+        self._prespawn_thread = threading.Thread(target=work, daemon=True)
+        self._prespawn_thread.start()
+
+    def _join_prespawn(self) -> dict | None:
+        import threading
+
+        thread = getattr(self, "_prespawn_thread", None)
+        if thread is threading.current_thread():  # a failed reset on it closes the server
+            return None
+        if thread is not None:
+            thread.join()
+            self._prespawn_thread = None
+        box, self._prespawn = getattr(self, "_prespawn", None), None
+        return box
+
+    def take_prespawned(self, mode: str, memory_mb: int):
+        """The kernel :meth:`prespawn` forked, as (folder, manager, client), if it was forked
+        for this mode and memory limit; else None (an unused one dies at the next reset)."""
+        box = self._join_prespawn()
+        if not box or "msg" not in box or (box["mode"], box["memory_mb"]) != (mode, memory_mb):
+            return None
+        self.children += 1
+        km, kc = self._connect_kernel(box["msg"])
+        return box["folder"], km, kc
+
+    def _connect_kernel(self, msg: dict):
         km = ForkedKernelManager(self, msg["pid"], msg["connection_file"])
         kc = _client_class()(connection_file=msg["connection_file"])
         kc.manager = km
@@ -174,6 +227,7 @@ class ForkServer:
         return km, kc
 
     def close(self) -> None:
+        self._join_prespawn()
         proc = getattr(self, "proc", None)
         if proc is not None:
             if proc.poll() is None:

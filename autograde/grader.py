@@ -411,6 +411,8 @@ def check_notebook(path: str | Path, opts: Options | None = None,
     own_pool = None
     if pool is None:
         own_pool = pool = short_lived_pool(sandbox)  # starts now, warms up while we plan
+    if pool is not None:
+        pool.prespawn("record", sandbox.memory_mb)  # the kernel starts while we plan
     try:
         return _check(path, opts, assignment, sandbox, pool)
     finally:

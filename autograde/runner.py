@@ -88,10 +88,16 @@ class KernelSession:
     def start(self) -> None:
         if self.pool is not None:
             try:
+                got = None
                 if self.execution is None:  # a new submission: nothing of the last one stays
-                    self.pool.reset()
-                self.km, self.kc = self.pool.start_kernel(self.folder, self.mode,
-                                                          self.sandbox.memory_mb)
+                    got = self.pool.take_prespawned(self.mode, self.sandbox.memory_mb)
+                    if got is None:
+                        self.pool.reset()
+                if got is not None:  # forked (after a reset) while the caller planned
+                    self.folder, self.km, self.kc = got
+                else:
+                    self.km, self.kc = self.pool.start_kernel(self.folder, self.mode,
+                                                              self.sandbox.memory_mb)
                 self.execution = self.execution or WARM
                 self._add_flags(self.pool.flags)
                 return

@@ -19,22 +19,19 @@ Screenshots of each notebook's visualisers and of any failure go to ``$TUG_E2E_A
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import time
 from pathlib import Path
 
+import e2e_support as e2e
 import pytest
-from e2e_support import BROWSER_ARGS, CHROMIUM, JupyterLabServer, require_browser
 
-sync_api = require_browser()
+sync_api = e2e.require_browser()
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("TUG_E2E_ARTIFACTS", ROOT / "tests" / "e2e" / "artifacts"))
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*/*.ipynb"))
+NOTEBOOKS = sorted((e2e.ROOT / "notebooks").glob("*/*.ipynb"))
 VISUALISER = re.compile(r"^\s*from\s+course_utils\.visualisers\s+import\s+\w+", re.M)
 RUN_ALL_TIMEOUT_S = 1800  # a guard against a hung kernel on a busy 2-core machine, no more
 
@@ -62,23 +59,16 @@ def lab(tmp_path_factory):
     for nb in NOTEBOOKS:  # fresh copies: nothing a developer ran in notebooks/ leaks in
         shutil.copytree(nb.parent, served / nb.parent.name,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    server = JupyterLabServer(served, tmp_path_factory.mktemp("lab-home"),
-                              ARTIFACTS / "run-all-jupyterlab.log")
-    try:
-        server.wait_ready()
+    e2e.clear_screenshots("run-all-")
+    home = tmp_path_factory.mktemp("lab-home")
+    with e2e.JupyterLabServer(served, home, e2e.ARTIFACTS / "run-all-jupyterlab.log") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with e2e.chromium() as b:
+        yield b
 
 
 def _visualiser_cells(nb_path: Path) -> list[int]:
@@ -105,7 +95,7 @@ def _wait_for_the_end(page, name: str) -> dict:
         else:
             idle_since = None
         time.sleep(1)
-    page.screenshot(path=str(ARTIFACTS / f"run-all-{name}-TIMEOUT.png"))
+    page.screenshot(path=str(e2e.ARTIFACTS / f"run-all-{name}-TIMEOUT.png"))
     raise AssertionError(f"{name}: Run All did not reach the last cell within "
                          f"{RUN_ALL_TIMEOUT_S} s")
 
@@ -114,31 +104,18 @@ def _wait_for_the_end(page, name: str) -> dict:
 def test_run_all_on_a_fresh_notebook(lab, browser, nb_path):
     name = nb_path.stem
     relpath = f"{nb_path.parent.name}/{nb_path.name}"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page_errors: list[str] = []
-    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-    try:
+    with e2e.lab_page(browser, lab) as page:
         page.goto(lab.url(relpath))
-        page.wait_for_function(
-            "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
-            " return !!(w && w.content && w.content.widgets && w.content.widgets.length"
-            " && w.sessionContext); }", timeout=120_000)
-        page.evaluate("""async () => {
-            const app = window.jupyterapp, panel = app.shell.currentWidget;
-            await panel.context.ready; await panel.sessionContext.ready;
-            app.commands.execute('notebook:run-all-cells');  // not awaited: it runs long
-        }""")
+        e2e.run_all_cells(page)
         state = _wait_for_the_end(page, name)
         last = state["cells"][-1]
         if last["count"] is None:
-            page.screenshot(path=str(ARTIFACTS / f"run-all-{name}-STOPPED.png"))
+            page.screenshot(path=str(e2e.ARTIFACTS / f"run-all-{name}-STOPPED.png"))
             stopped = [f"cell {c['index']}: {c['error']}" for c in state["cells"]
                        if c["error"] and "raises-exception" not in c["tags"]]
             raise AssertionError(f"{name}: Run All stopped before the last cell at "
                                  + "; ".join(stopped))
-        cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
+        cells = page.locator(e2e.NOTEBOOK_CELLS)
         missing = []
         for index in _visualiser_cells(nb_path):
             cell = cells.nth(index)
@@ -156,9 +133,6 @@ def test_run_all_on_a_fresh_notebook(lab, browser, nb_path):
                 continue
             box = figure.first.bounding_box()
             assert box and box["width"] > 50 and box["height"] > 50, (name, index, box)
-            output.screenshot(path=str(ARTIFACTS / f"run-all-{name}-cell{index}.png"))
+            output.screenshot(path=str(e2e.ARTIFACTS / f"run-all-{name}-cell{index}.png"))
         assert not missing, f"{name}: visualisers not drawn: {missing}"
-        assert not page_errors, page_errors
-    finally:
-        context.close()
-        lab.shutdown_kernels()  # keep the 2 cores for the next notebook
+        assert not page.problems, page.problems

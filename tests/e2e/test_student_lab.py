@@ -9,104 +9,27 @@ instructors' lab, on a grading folder, has both (which shows that the first chec
 from __future__ import annotations
 
 import contextlib
-import os
-import secrets
-import subprocess
+import itertools
 import sys
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
-from e2e_support import BROWSER_ARGS, CHROMIUM, free_port, require_browser
+from e2e_support import ROOT, JupyterLabServer, chromium, lab_page, require_browser, run_all_cells
 
-sync_api = require_browser()
+require_browser()
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class CourseLab:
-    """``python -m autograde.lab [--formgrader OUT]`` as our own child process."""
-
-    def __init__(self, home: Path, lab_args: list[str], extra: tuple[str, ...] = ()):
-        self.port, self.token = free_port(), secrets.token_hex(16)
-        self.base = f"http://127.0.0.1:{self.port}"
-        config, runtime = home / "config", home / "runtime"
-        settings, workspaces = home / "settings", home / "workspaces"
-        for d in (config, runtime, settings, workspaces):
-            d.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("JUPYTER_CONFIG_PATH", "JUPYTER_TOKEN")}
-        env.update({"JUPYTER_CONFIG_DIR": str(config), "JUPYTER_RUNTIME_DIR": str(runtime),
-                    "JUPYTER_PLATFORM_DIRS": "1"})
-        jupyter_args = [
-            "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
-            "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
-            f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={workspaces}",
-            "--LabApp.news_url=None",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            "--LabApp.expose_app_in_browser=True", *extra,
-        ]
-        self.log_path = home / "lab.log"
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "autograde.lab", *lab_args, "--", *jupyter_args],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
-            stderr=subprocess.STDOUT)
-
-    def status(self, path: str) -> int:
-        req = urllib.request.Request(f"{self.base}{path}",
-                                     headers={"Authorization": f"token {self.token}"})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status
-        except urllib.error.HTTPError as e:
-            return e.code
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the lab exited with {self.proc.returncode}:\n"
-                                   f"{self.log_path.read_text()[-3000:]}")
-            try:
-                if self.status("/api/status") == 200:
-                    return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"lab not ready after {timeout:.0f} s:\n"
-                           f"{self.log_path.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        self._log.close()
-
 
 @contextlib.contextmanager
-def _page(lab: CourseLab, path: str):
-    """A headless Chromium page on ``path`` of the lab (e.g. ``lab`` or ``lab/tree/x.ipynb``)."""
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=BROWSER_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"{lab.base}/{path}?token={lab.token}&reset")
-            yield page
-        finally:
-            browser.close()
+def _page(lab: JupyterLabServer, relpath: str = ""):
+    """A headless Chromium page on the lab (``relpath`` '') or on a notebook in it."""
+    with chromium() as browser, lab_page(browser, lab) as page:
+        page.goto(lab.url(relpath))
+        yield page
 
 
-def _menu_titles(lab: CourseLab) -> list[str]:
-    with _page(lab, "lab") as page:
+def _menu_titles(lab: JupyterLabServer) -> list[str]:
+    with _page(lab) as page:
         bar = page.locator("#jp-MainMenu .lm-MenuBar-itemLabel")
         bar.filter(has_text="File").first.wait_for(timeout=120_000)
         page.wait_for_timeout(1500)  # extensions add their menus after the first paint
@@ -115,17 +38,19 @@ def _menu_titles(lab: CourseLab) -> list[str]:
 
 @pytest.fixture
 def run_lab(tmp_path):
-    labs: list[CourseLab] = []
+    """Start ``python -m autograde.lab [lab_args] -- [server options] [extra]`` as the Makefile
+    does, with nothing of the test's own added to its lab configuration."""
+    homes = (tmp_path / f"home{i}" for i in itertools.count())
+    with contextlib.ExitStack() as labs:
 
-    def start(lab_args: list[str], extra: tuple[str, ...] = ()) -> CourseLab:
-        lab = CourseLab(tmp_path / f"home{len(labs)}", lab_args, extra)
-        labs.append(lab)
-        lab.wait_ready()
-        return lab
+        def start(lab_args: list[str], extra: tuple[str, ...] = ()) -> JupyterLabServer:
+            home = next(homes)
+            command = [sys.executable, "-m", "autograde.lab", *lab_args, "--"]
+            return labs.enter_context(JupyterLabServer(
+                None, home, home / "lab.log", command=command, plain=False, extra_args=extra,
+                cwd=ROOT))
 
-    yield start
-    for lab in labs:
-        lab.stop()
+        yield start
 
 
 def test_student_lab_has_no_instructor_tools(run_lab):
@@ -166,15 +91,8 @@ def test_visible_test_cells_show_a_clean_result(run_lab, tmp_path):
     nbformat.write(nb, served / "tests.ipynb")
     # the students' lab, serving this folder instead of notebooks/
     lab = run_lab([], extra=(f"--ServerApp.root_dir={served}",))
-    with _page(lab, "lab/tree/tests.ipynb") as page:
-        page.wait_for_function(
-            "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
-            " return !!(w && w.sessionContext); }", timeout=120_000)
-        page.evaluate("""async () => {
-            const app = window.jupyterapp, panel = app.shell.currentWidget;
-            await panel.context.ready; await panel.sessionContext.ready;
-            app.commands.execute('notebook:run-all-cells');
-        }""")
+    with _page(lab, "tests.ipynb") as page:
+        run_all_cells(page)
         outputs = page.locator(".jp-Notebook .jp-Cell .jp-OutputArea")
         outputs.nth(1).filter(has_text="sigmoid(0.5)").wait_for(timeout=120_000)
         passed, failed = outputs.nth(0).inner_text(), outputs.nth(1).inner_text()

@@ -19,26 +19,18 @@ skipped with one line saying so.
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
 import shutil
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
+import e2e_support as e2e
 import pytest
-from e2e_support import BROWSER_ARGS, CHROMIUM, free_port, require_browser
 
-sync_api = require_browser()
+sync_api = e2e.require_browser()
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("TUG_E2E_ARTIFACTS", ROOT / "tests" / "e2e" / "artifacts"))
 VISUALISER_IMPORT = re.compile(r"^\s*from\s+course_utils\.visualisers\s+import\s+(\w+)", re.M)
 
 # factory -> (widget CSS class, control to move, key presses on its slider handle)
@@ -61,6 +53,7 @@ CLASSES = {"GradientFlowExplorer": "gradient_flow_explorer",
 
 FIRST_FIGURE_TIMEOUT_MS = 120_000  # kernel start + importing torch on a busy 2-core machine
 UPDATE_TIMEOUT_MS = 60_000
+SHOT_PREFIXES = ("generated-", "course-")  # every screenshot of this module starts so
 
 
 def _notebook(source: str) -> dict:
@@ -74,101 +67,6 @@ def _notebook(source: str) -> dict:
     }
 
 
-def _jupyter_command() -> list[str]:
-    jupyter = Path(sys.executable).with_name("jupyter")
-    if jupyter.exists():
-        return [str(jupyter), "lab"]
-    return [sys.executable, "-m", "jupyterlab"]
-
-
-class Lab:
-    """A running JupyterLab server (our own child process)."""
-
-    def __init__(self, root: Path, home: Path):
-        self.root, self.port, self.token = root, free_port(), secrets.token_hex(16)
-        self.base = f"http://127.0.0.1:{self.port}"
-        config, runtime = home / "config", home / "runtime"
-        settings, workspaces = home / "settings", home / "workspaces"
-        for d in (config / "labconfig", runtime, workspaces,
-                  settings / "@jupyterlab" / "notebook-extension",
-                  settings / "@jupyterlab" / "apputils-extension"):
-            d.mkdir(parents=True, exist_ok=True)
-        # Render every cell (no virtual scrolling) and stay quiet: no news, no update checks.
-        (settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
-         ).write_text(json.dumps({"windowingMode": "none"}))
-        (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-         ).write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-        (config / "labconfig" / "page_config.json").write_text(json.dumps(
-            {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("TUG_STATIC_WIDGETS", "JUPYTER_CONFIG_PATH", "JUPYTER_TOKEN")}
-        env.update({"JUPYTER_CONFIG_DIR": str(config), "JUPYTER_RUNTIME_DIR": str(runtime),
-                    "JUPYTER_PLATFORM_DIRS": "1", "PYTHONUNBUFFERED": "1",
-                    "MPLBACKEND": "Agg"})
-        # The course's nbgrader server extensions are not what is under test here.
-        (config / "jupyter_server_config.json").write_text(json.dumps({"ServerApp": {
-            "jpserver_extensions": {f"nbgrader.server_extensions.{ext}": False for ext in (
-                "formgrader", "validate_assignment", "assignment_list", "course_list")}}}))
-        args = [
-            "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={self.token}", "--ServerApp.password=",
-            f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False",
-            f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={workspaces}",
-            "--LabApp.news_url=None", "--LabApp.expose_app_in_browser=True",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ]
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        for old in ARTIFACTS.glob("*.png"):  # screenshots of an earlier run
-            old.unlink()
-        self.log_path = ARTIFACTS / "jupyterlab.log"
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([*_jupyter_command(), *args], cwd=root, env=env,
-                                     stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT)
-
-    def api(self, path: str, method: str = "GET"):
-        req = urllib.request.Request(f"{self.base}{path}", method=method,
-                                     headers={"Authorization": f"token {self.token}"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            body = resp.read()
-        return json.loads(body) if body else None
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with {self.proc.returncode}:\n"
-                                   f"{self.log_path.read_text()[-3000:]}")
-            try:
-                self.api("/api/status")
-                return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.3)
-        raise RuntimeError(f"JupyterLab not ready after {timeout:.0f} s:\n"
-                           f"{self.log_path.read_text()[-3000:]}")
-
-    def shutdown_kernels(self) -> None:
-        try:
-            for kernel in self.api("/api/kernels") or []:
-                self.api(f"/api/kernels/{kernel['id']}", method="DELETE")
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-
-    def url(self, relpath: str) -> str:
-        return f"{self.base}/lab/tree/{relpath}?token={self.token}&reset"
-
-    def stop(self) -> None:
-        self.shutdown_kernels()
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        self._log.close()
-
-
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory):
     served = tmp_path_factory.mktemp("lab-root")
@@ -177,39 +75,26 @@ def lab(tmp_path_factory):
     for name in VISUALISERS:
         source = f"from course_utils.visualisers import {name}\n\n{name}()"
         (generated / f"{name}.ipynb").write_text(json.dumps(_notebook(source), indent=1))
-    if (ROOT / "notebooks").is_dir():
-        shutil.copytree(ROOT / "notebooks", served / "notebooks",
+    if (e2e.ROOT / "notebooks").is_dir():
+        shutil.copytree(e2e.ROOT / "notebooks", served / "notebooks",
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    server = Lab(served, tmp_path_factory.mktemp("lab-home"))
-    try:
-        server.wait_ready()
+    e2e.clear_screenshots(*SHOT_PREFIXES)
+    home = tmp_path_factory.mktemp("lab-home")
+    with e2e.JupyterLabServer(served, home, e2e.ARTIFACTS / "jupyterlab.log",
+                              env={"MPLBACKEND": "Agg"}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
 def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with e2e.chromium() as b:
+        yield b
 
 
 @pytest.fixture
 def page(browser, lab):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = context.new_page()
-    problems: list[str] = []
-    pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    pg.problems = problems
-    try:
+    with e2e.lab_page(browser, lab) as pg:
         yield pg
-    finally:
-        context.close()
-        lab.shutdown_kernels()  # keep the 2 cores for the next notebook
 
 
 def _visualiser_cell_index(nb_path: Path) -> tuple[int, str] | None:
@@ -260,26 +145,27 @@ def _figure_src(image):
     return image.get_attribute("src")
 
 
-def _drive(page, lab: Lab, relpath: str, cell_index: int, factory: str, shot_name: str):
+def _drive(page, lab: e2e.JupyterLabServer, relpath: str, cell_index: int, factory: str,
+           shot_name: str):
     """Open the notebook, run cell ``cell_index``, move a control, check the figure changed."""
     css, key, keys = VISUALISERS[factory]
     page.goto(lab.url(relpath))
-    cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
+    cells = page.locator(e2e.NOTEBOOK_CELLS)
     cells.first.wait_for(timeout=60_000)
     cell = cells.nth(cell_index)
     _scroll_to(cell)
-    _run_cell(page, cell, cell_index, relpath)
+    _run_cell(page, cell, cell_index, relpath, shot_name)
 
     widget = cell.locator(f".jp-OutputArea .tug-visualiser.{css}")
     image = widget.locator("img.tug-figure")
     try:
         before = _poll(lambda: _figure_src(image), FIRST_FIGURE_TIMEOUT_MS, "the first figure")
     except sync_api.TimeoutError:
-        page.screenshot(path=str(ARTIFACTS / f"{shot_name}-FAILED.png"), full_page=True)
+        page.screenshot(path=str(e2e.ARTIFACTS / f"{shot_name}-FAILED.png"), full_page=True)
         raise AssertionError(f"{relpath}: no {css} figure appeared; output was:\n"
                              f"{cell.locator('.jp-OutputArea').inner_text()[:2000]}") from None
     _check_no_error(page, cell, relpath)
-    _screenshot(widget, ARTIFACTS / f"{shot_name}-before.png")
+    _screenshot(widget, e2e.ARTIFACTS / f"{shot_name}-before.png")
     before = _figure_src(image) or before
 
     handle = widget.locator(f".tug-control-{key.replace('_', '-')} .noUi-handle")
@@ -290,23 +176,20 @@ def _drive(page, lab: Lab, relpath: str, cell_index: int, factory: str, shot_nam
         _poll(lambda: (src := _figure_src(image)) is not None and src != before,
               UPDATE_TIMEOUT_MS, "a new figure")
     except sync_api.TimeoutError:
-        page.screenshot(path=str(ARTIFACTS / f"{shot_name}-FAILED.png"), full_page=True)
+        page.screenshot(path=str(e2e.ARTIFACTS / f"{shot_name}-FAILED.png"), full_page=True)
         raise AssertionError(f"{relpath}: moving '{key}' did not change the figure") from None
     if factory == "training_doctor":
         _stop_the_run(widget)
     _check_no_error(page, cell, relpath)
-    _screenshot(widget, ARTIFACTS / f"{shot_name}-after.png")
+    _screenshot(widget, e2e.ARTIFACTS / f"{shot_name}-after.png")
     assert not page.problems, page.problems
 
 
-def _run_cell(page, cell, cell_index: int, relpath: str):
+def _run_cell(page, cell, cell_index: int, relpath: str, shot_name: str):
     """Run that one cell, as the toolbar's Run button would: through JupyterLab's own command
     (the app is exposed in the page), once the notebook's kernel is ready. Clicking a prompt
     in a long notebook that is still laying itself out can select the wrong cell."""
-    page.wait_for_function(
-        "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
-        " return !!(w && w.content && w.content.widgets && w.content.widgets.length); }",
-        timeout=FIRST_FIGURE_TIMEOUT_MS)
+    e2e.wait_for_notebook(page, FIRST_FIGURE_TIMEOUT_MS)
     page.evaluate(
         """async (index) => {
             const app = window.jupyterapp;
@@ -322,7 +205,7 @@ def _run_cell(page, cell, cell_index: int, relpath: str):
         _poll(lambda: re.search(r"\[(\*|\d+)\]", prompt.text_content() or ""),
               FIRST_FIGURE_TIMEOUT_MS, "the cell to start running")
     except sync_api.TimeoutError:
-        page.screenshot(path=str(ARTIFACTS / f"{Path(relpath).stem}-FAILED.png"))
+        page.screenshot(path=str(e2e.ARTIFACTS / f"{shot_name}-FAILED.png"))
         raise AssertionError(f"{relpath}: the visualiser cell never started running") from None
     _scroll_to(cell)
 
@@ -353,13 +236,13 @@ def test_visualiser_in_jupyterlab(page, lab, factory):
 
 
 def _course_notebooks() -> list[Path]:
-    return sorted((ROOT / "notebooks").glob("*/*.ipynb"))
+    return sorted((e2e.ROOT / "notebooks").glob("*/*.ipynb"))
 
 
 @pytest.mark.parametrize("nb_path", _course_notebooks(),
                          ids=[p.stem for p in _course_notebooks()])
 def test_course_notebook_visualiser(page, lab, nb_path):
-    relpath = nb_path.relative_to(ROOT).as_posix()
+    relpath = nb_path.relative_to(e2e.ROOT).as_posix()
     served = lab.root / relpath  # the copy being served: the source may change meanwhile
     found = _visualiser_cell_index(served) if served.exists() else None
     if found is None:

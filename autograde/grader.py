@@ -12,7 +12,7 @@ How a verdict is reached:
    trusted cells and the union of the slices that passed, in notebook order; nothing else
    the student wrote runs. Each check publishes only the student's value, as plain data.
 3. This process decodes that data (numbers, strings, arrays; nothing executable) and calls
-   :func:`course_utils.testing.judge` on it. A test cell earns its points only when its checks
+   :func:`course_utils.judging.judge` on it. A test cell earns its points only when its checks
    reported in the solution's order, every one ran and passed, and its exercise's slice
    passed vetting.
 """
@@ -32,9 +32,10 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
-from course_utils import testing
+from course_utils import judging, testing
 
 from . import delegation
+from .analysis_cache import AnalysisCache, analysis_cache
 from .course import Assignment, CourseError, assignments
 from .forkserver import short_lived_pool
 from .notebooks import (
@@ -53,7 +54,7 @@ from .pruning import prunable
 from .report import Options, Report, Status, TestResult
 from .runner import CellJob, run_cells
 from .sandbox import SandboxConfig, notebook_sandbox
-from .slicing import Slicer, Unit, interference, student_units, trusted_units
+from .slicing import Slicer, Unit, interference, student_units
 
 CACHE_VERSION = "2"
 
@@ -223,13 +224,16 @@ def _metadata_flags(student, solution) -> list[str]:
     return [f"edited_metadata: {m}; graded against the solution's structure" for m in out]
 
 
-def plan(student, solution, released_sources: set[str]) -> Plan:
+def plan(student, solution, released_sources: set[str], cache=None) -> Plan:
     """Units of the submission, the slice of every test cell, vetting, and the jobs to run.
 
     Trusted cells (locked and test cells from the solution, matched by grade id; cells left
     exactly as released) run as the instructor wrote them. Of the student's code only the
     statements some test cell depends on run, after their slice passed :func:`delegation.vet`.
+    ``cache`` (:class:`autograde.analysis_cache.AnalysisCache`) keeps the analysis of the
+    trusted cells between submissions and processes.
     """
+    cache = cache or AnalysisCache(None)
     sol_by_id = {grade_id(c): c for c in solution.cells if grade_id(c)}
     test_ids = [grade_id(c) for c in solution.cells if is_test(c)]
     answer_ids = {grade_id(c) for c in solution.cells if is_answer(c)}
@@ -240,8 +244,8 @@ def plan(student, solution, released_sources: set[str]) -> Plan:
     flags: list[str] = []
     seen: set[str] = set()
     whole: dict[int, str] = {}  # cell -> source of the instructor's cells (they run whole)
-    released_statements = {u.source for src in released_sources
-                           for u in student_units(src, 0, "", 0) if u.tree is not None}
+    released_statements = {s for src in released_sources
+                           for s in cache.released_statements(src)}
     for i, cell in enumerate(student.cells):
         if cell.get("cell_type") != "code":
             continue
@@ -252,13 +256,13 @@ def plan(student, solution, released_sources: set[str]) -> Plan:
                 flags.append(f"duplicate_cell: a second copy of locked cell {gid} was ignored")
                 continue
             seen.add(gid)
-            units.extend(trusted_units(sol.source, i, "test" if is_test(sol) else "setup", gid,
-                                       gid, len(units)))
+            kind = "test" if is_test(sol) else "setup"
+            units.extend(cache.trusted_units(sol.source, i, kind, gid, gid, len(units)))
             whole[i] = sol.source
             continue
         source = cell.get("source", "")
         if source in released_sources and gid not in answer_ids:
-            units.extend(trusted_units(source, i, "setup", gid, f"cell {i + 1}", len(units)))
+            units.extend(cache.trusted_units(source, i, "setup", gid, f"cell {i + 1}", len(units)))
             whole[i] = source
             continue
         where = gid if gid in answer_ids else f"your cell {i + 1}"
@@ -268,7 +272,7 @@ def plan(student, solution, released_sources: set[str]) -> Plan:
             units.append(u)
     missing = [t for t in test_ids if t not in seen]
     for n, gid in enumerate(missing):
-        units.extend(trusted_units(sol_by_id[gid].source, 10_000 + n, "test", gid, gid,
+        units.extend(cache.trusted_units(sol_by_id[gid].source, 10_000 + n, "test", gid, gid,
                                    len(units)))
         whole[10_000 + n] = sol_by_id[gid].source
     if missing:
@@ -375,17 +379,17 @@ def _judge_cell(expected: list[dict], result, vetoed: list[str],
             break
         got = testing.decode(records[pos].get("got"))
         want = testing.decode(exp.get("expected"))
-        problem = testing.judge(exp.get("kind", "equal"), got, want, exp.get("opts") or {})
+        problem = judging.judge(exp.get("kind", "equal"), got, want, exp.get("opts") or {})
         if problem and exp.get("hidden"):
             # hidden tests keep their inputs, expected values and the student's value private:
             # only the kind of mistake is named
-            category = testing.problem_category(exp.get("kind", "equal"), got, want,
+            category = judging.problem_category(exp.get("kind", "equal"), got, want,
                                                 exp.get("opts") or {})
-            problems.append(testing.failure_message(
+            problems.append(judging.failure_message(
                 shown, f"{category} (hidden test: its inputs and expected values stay "
                 "private)", None, exp.get("hint")))
         elif problem:
-            problems.append(testing.failure_message(label, problem, exp.get("inputs"),
+            problems.append(judging.failure_message(label, problem, exp.get("inputs"),
                                                     exp.get("hint")))
     if result is not None and result.status != "ok" and not problems:
         problems.append(error)
@@ -436,12 +440,14 @@ def _check(path: Path, opts: Options, assignment: str | None, sandbox: SandboxCo
                              "released file name (for example 01_activations.ipynb)")
     solution = read_notebook(a.source)
     exp = expectations(a)
-    p = plan(nb, solution, _released_sources(a))
+    cache = analysis_cache(a.root)
+    p = plan(nb, solution, _released_sources(a), cache)
     jobs, flags = p.jobs, list(p.flags)
     if not opts.run_all_cells:
-        skip = prunable(jobs, [j.trusted for j in jobs])
+        skip = prunable(jobs, [j.trusted for j in jobs], cache.analyse)
         jobs = [j for pos, j in enumerate(jobs) if pos not in skip]
 
+    cache.save()
     workdir = Path(tempfile.mkdtemp(prefix="tug-check-"))
     try:
         results, run_flags, execution = run_cells(jobs, workdir, sandbox, "record",

@@ -283,6 +283,7 @@ def keep(folder: str, key: str, config: dict, minutes: float) -> int:
     server = None
     try:
         server = ForkServer(sandbox)
+        spare = None  # the first check started this keeper: it forks its own kernel
         idle_until = time.monotonic() + minutes * 60
         while time.monotonic() < idle_until:
             ready, _, _ = select.select([listener], [], [],
@@ -293,7 +294,8 @@ def keep(folder: str, key: str, config: dict, minutes: float) -> int:
             if _peer_uid(conn) != os.getuid():
                 conn.close()
                 continue
-            healthy = _serve_one(conn, server, listener)
+            healthy = _serve_one(conn, server, listener, spare)
+            spare = _fork_spare(server) if healthy else None
             if not healthy:
                 break
             idle_until = time.monotonic() + minutes * 60
@@ -313,9 +315,32 @@ def _send_line(conn: socket.socket, msg: dict) -> None:
     conn.sendall((json.dumps(msg) + "\n").encode())
 
 
-def _serve_one(conn: socket.socket, server: ForkServer, listener: socket.socket) -> bool:
+def _fork_spare(server: ForkServer) -> dict | None:
+    """Fork the next check's kernel now, right after the reset, so that it has started by
+    the time that check asks (nothing but the kernel's own start-up runs in it before)."""
+    try:
+        msg = server.request("spawn", folder="k-" + os.urandom(6).hex(), mode="record",
+                             memory_mb=server.sandbox.memory_mb)
+    except ForkUnavailable:
+        return None
+    return {**msg, "mode": "record", "memory_mb": server.sandbox.memory_mb}
+
+
+def _spare_alive(server: ForkServer, spare: dict) -> bool:
+    try:
+        return bool(server.request("poll", pid=spare["pid"])["alive"])
+    except ForkUnavailable:
+        return False
+
+
+def _serve_one(conn: socket.socket, server: ForkServer, listener: socket.socket,
+               spare: dict | None = None) -> bool:
     """Serve one check until it disconnects, then reset the parent. False when the parent can
-    no longer be trusted to be clean (the keeper then ends)."""
+    no longer be trusted to be clean (the keeper then ends).
+
+    ``spare`` is a kernel forked right after the last reset: the check's first ``reset``
+    finds nothing to clean but it, and its first ``spawn`` (same mode and memory limit) gets
+    it. Any other request first lets it go (the parent kills it at the next clean-up)."""
     healthy = True
     try:
         _send_line(conn, {"hello": True, "busy": False, "pid": os.getpid()})
@@ -352,6 +377,19 @@ def _serve_one(conn: socket.socket, server: ForkServer, listener: socket.socket)
                 if op not in OPS:
                     _send_line(conn, {"error": f"unknown request {op!r}"})
                     continue
+                if spare is not None and not _spare_alive(server, spare):
+                    spare = None
+                if spare is not None and op == "reset":
+                    _send_line(conn, {"ok": True})  # only the spare runs, and it stays
+                    continue
+                if spare is not None and op == "spawn" and \
+                        (req.get("mode"), req.get("memory_mb")) == (spare["mode"],
+                                                                    spare["memory_mb"]):
+                    _send_line(conn, {"pid": spare["pid"],
+                                      "connection_file": spare["connection_file"]})
+                    spare = None
+                    continue
+                spare = None
                 try:
                     _send_line(conn, server.request(op, **req))
                 except ForkUnavailable as exc:

@@ -174,9 +174,12 @@ def _top_level_binders(stmt):
         stack.extend(ast.iter_child_nodes(node))
 
 
-def prunable(jobs, trusted: list[bool]) -> set[int]:
-    """Positions in ``jobs`` of trusted non-test cells that no kept cell needs."""
-    infos = [analyse(j.source) for j in jobs]
+def prunable(jobs, trusted: list[bool], analyse_trusted=None) -> set[int]:
+    """Positions in ``jobs`` of trusted non-test cells that no kept cell needs
+    (``analyse_trusted``: :func:`analyse` for trusted cells, cached by the caller)."""
+    cached = analyse_trusted or analyse
+    infos = [cached(j.source) if t else analyse(j.source) for j, t in zip(jobs, trusted,
+                                                                          strict=True)]
     needed: set[str] = set()
     mutable: set[str] = set()  # variables some cell binds; touching them pins a cell
     for info in infos:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import contextlib
 import symtable
 from dataclasses import dataclass, field
 
@@ -149,12 +150,30 @@ def _collect_effects(stmt: ast.stmt, u: Unit) -> None:
                         u.mutates.add(base)
 
 
+_QUERIES: list[dict[str, bool]] = []  # open recordings of is_module's answers
+
+
 def is_module(dotted: str) -> bool:
     """True when ``dotted`` names a module that the grading process has already imported
     (numpy, torch, IPython, the course's packages...). Nothing new is imported here."""
     import sys
 
-    return dotted in sys.modules
+    answer = dotted in sys.modules
+    for q in _QUERIES:
+        q[dotted] = answer
+    return answer
+
+
+@contextlib.contextmanager
+def recording_module_queries():
+    """Collect ``{dotted: answer}`` of every :func:`is_module` call inside the block (an
+    analysis kept for later is valid only while those answers hold)."""
+    q: dict[str, bool] = {}
+    _QUERIES.append(q)
+    try:
+        yield q
+    finally:
+        _QUERIES.remove(q)
 
 
 def trusted_units(source: str, cell: int, kind: str, grade_id: str | None, where: str,

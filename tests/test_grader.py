@@ -116,6 +116,8 @@ def test_printing_and_warning_answers_keep_full_marks(variant, env):
          "ip.run_cell_async = nothing\n"),
         ("set_mode_assert", "import course_utils.testing as t\nt.set_mode('assert')\n"
          "t.judge = lambda *a, **k: None\n"),
+        ("patch_judging", "import course_utils.judging as j\n"
+         "j.judge = lambda *a, **k: None\nj.Opaque.__eq__ = lambda self, other: True\n"),
         ("fake_records", "from IPython.display import publish_display_data\n"
          "from course_utils.testing import RECORD_MIME\n"
          "import builtins\n"

@@ -45,7 +45,7 @@ def test_passing_cell_says_so_in_one_line_and_a_failing_one_shows_only_the_messa
 def test_hidden_failures_are_named_by_kind_without_values():
     import numpy as np
 
-    from course_utils.testing import judge, problem_category
+    from course_utils.judging import judge, problem_category
 
     cases = [  # (kind, got, expected, opts, category)
         ("close", np.arange(3), np.arange(3.0), {"dtype_kind": "f"}, "wrong dtype"),

@@ -50,11 +50,17 @@ OPS = ("spawn", "poll", "kill", "reset")
 KEEPER_LOG = "keeper.log"
 
 
+def keeper_folder() -> Path:
+    """Where this user's keepers listen (it may not exist). Every sandbox hides it
+    (:meth:`autograde.sandbox.SandboxConfig.secrets`)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(runtime) / "tug-warm" if runtime and Path(runtime).is_dir() else \
+        Path(tempfile.gettempdir()) / f"tug-warm-{os.getuid()}"
+
+
 def state_dir(create: bool = True) -> Path:
     """The keepers' folder: private to this user, or an error saying why it is not."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    base = Path(runtime) / "tug-warm" if runtime and Path(runtime).is_dir() else \
-        Path(tempfile.gettempdir()) / f"tug-warm-{os.getuid()}"
+    base = keeper_folder()
     if create:
         try:
             base.mkdir(mode=0o700)

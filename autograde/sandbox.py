@@ -55,6 +55,11 @@ class SandboxConfig:
         paths = [root / "solutions", root / ".git", root / "submitted", root / "autograded",
                  root / "feedback", root / ".autograde-cache", root / "gradebook.db",
                  root / "source", root / "release", root / "exchange"]
+        from .keepwarm import keeper_folder  # the sockets of kept warm parents
+
+        keepers = keeper_folder().resolve()
+        if not any(keepers.is_relative_to(t) for t in ("/tmp", "/run", "/dev/shm")):
+            paths.append(keepers)  # (those three are empty in every sandbox already)
         return [p for p in paths + list(self.hide) if p.exists()]
 
 

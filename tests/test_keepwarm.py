@@ -173,3 +173,28 @@ def test_check_keep_warm_grades_as_a_check_of_its_own(make, mini_course, runtime
     out = run_autograde(["stop-warm"], env=env)
     assert out.returncode == 0 and "stopped 1 warm kernel parent" in out.stdout, out
     assert _wait_gone(keepers[0])
+
+
+def test_no_sandbox_sees_the_keepers_sockets(monkeypatch):
+    import shutil
+    import uuid
+
+    folder = Path.home() / f".tug-test-runtime-{uuid.uuid4().hex[:8]}"  # not under /tmp
+    folder.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder))
+    try:
+        kept = keepwarm.kept_pool(SANDBOX, minutes=2)
+        assert isinstance(kept, keepwarm.KeptServer)
+        try:
+            assert any(p.suffix == ".sock" for p in (folder / "tug-warm").iterdir())
+            results, _, execution = run(kept, f"""
+import os, socket
+print(sorted(os.listdir({str(folder / "tug-warm")!r})))
+""")
+            assert execution == WARM and results[0].stdout.strip() == "[]", results
+        finally:
+            kept.close()
+    finally:
+        for pid in keepwarm.stop_all():
+            _wait_gone(pid)
+        shutil.rmtree(folder, ignore_errors=True)

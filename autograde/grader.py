@@ -346,7 +346,7 @@ def _cell_error(result, hidden: bool) -> str:
     return result.short_error()
 
 
-def _judge_cell(expected: list[dict], result, vetoed: list[str],
+def judge_cell(expected: list[dict], result, vetoed: list[str],
                 hidden: bool = False) -> tuple[bool, str]:
     """Verdict of one test cell from the trusted expectations and the recorded values.
 
@@ -441,7 +441,7 @@ def _check(path: Path, opts: Options, assignment: str | None, sandbox: SandboxCo
     solution = read_notebook(a.source)
     exp = expectations(a)
     cache = analysis_cache(a.root)
-    p = plan(nb, solution, _released_sources(a), cache)
+    p = plan(nb, solution, released_sources(a), cache)
     jobs, flags = p.jobs, list(p.flags)
     if not opts.run_all_cells:
         skip = prunable(jobs, [j.trusted for j in jobs], cache.analyse)
@@ -467,7 +467,7 @@ def _check(path: Path, opts: Options, assignment: str | None, sandbox: SandboxCo
         pts = points(cell)
         ex = _exercise_of(gid, exercises, cell)
         hidden = visible_source(cell.source) != cell.source
-        passed, message = _judge_cell(exp["tests"].get(gid, {}).get("records", []),
+        passed, message = judge_cell(exp["tests"].get(gid, {}).get("records", []),
                                       by_gid.get(gid), p.vetoed.get(ex or gid, []), hidden)
         if message.startswith("0 points: the test cell published"):
             flags.append(f"forged_records: {gid}")
@@ -489,7 +489,7 @@ def _check(path: Path, opts: Options, assignment: str | None, sandbox: SandboxCo
                   flags, manual=manual, execution=execution)
 
 
-def _released_sources(a: Assignment) -> set[str]:
+def released_sources(a: Assignment) -> set[str]:
     if a.release.exists():
         rel = nbformat.read(a.release, as_version=4)
     else:

@@ -10,7 +10,7 @@ import pytest
 from autograde import slicing
 from autograde.analysis_cache import AnalysisCache
 from autograde.course import assignments
-from autograde.grader import _released_sources, plan
+from autograde.grader import plan, released_sources
 from autograde.notebooks import read_notebook
 from autograde.pruning import analyse, prunable
 
@@ -24,7 +24,7 @@ def _summary(p, skip):
 def test_a_cached_plan_is_the_uncached_plan(name, tmp_path):
     a = next(x for x in assignments() if x.name == name)
     solution = read_notebook(a.source)
-    released = _released_sources(a)
+    released = released_sources(a)
     student = read_notebook(a.release) if a.release.exists() else solution
     for nb in (solution, student):
         base = plan(nb, solution, released)

@@ -163,9 +163,9 @@ print('|'.join(out))
 
 def test_the_parent_holds_no_shared_writable_mapping(server):
     server.wait_ready()
-    pids = _descendants(server.proc.pid)
-    parents = [p for p in pids if b"autograde.forkserver" in _cmdline(p)
-               and not _cmdline(p).startswith(b"bwrap")]
+    pids = descendants(server.proc.pid)
+    parents = [p for p in pids if b"autograde.forkserver" in cmdline(p)
+               and not cmdline(p).startswith(b"bwrap")]
     assert len(parents) == 1, pids
     try:
         maps = Path(f"/proc/{parents[0]}/maps").read_text()
@@ -268,14 +268,14 @@ def test_report_says_which_path_ran_and_cold_grades_identically(make, mini_cours
     assert [t["message"] for t in warm["tests"]] == [t["message"] for t in cold["tests"]]
 
 
-def _cmdline(pid: int) -> bytes:
+def cmdline(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     out, todo = [], [pid]
     while todo:
         p = todo.pop()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import check_json, run_autograde
 
-from autograde.grader import _judge_cell, plan
+from autograde.grader import judge_cell, plan
 from autograde.runner import CellResult
 from autograde.slicing import Slicer, student_units, trusted_units
 
@@ -195,11 +195,11 @@ def test_records_out_of_order_fail_the_cell():
     expected = [{"label": "a", "kind": "equal", "expected": 1},
                 {"label": "b", "kind": "equal", "expected": 2}]
     ok = CellResult(0, records=[{"label": "a", "got": 1}, {"label": "b", "got": 2}])
-    assert _judge_cell(expected, ok, [])[0]
+    assert judge_cell(expected, ok, [])[0]
     # a record published before the real check (by the student's function) shifts the rest
     forged = CellResult(0, records=[{"label": "b", "got": 2}, {"label": "a", "got": 1},
                                     {"label": "b", "got": 0}])
-    passed, msg = _judge_cell(expected, forged, [])
+    passed, msg = judge_cell(expected, forged, [])
     assert not passed and "forged" in msg
 
 
@@ -208,9 +208,9 @@ def test_hidden_cell_messages_carry_nothing_the_student_code_produced():
                  "hint": "think about large inputs"}]
     crashed = CellResult(0, status="error", ename="ValueError",
                          evalue="x = np.array([-1e4, 5.0]); check_close(...)")
-    passed, msg = _judge_cell(expected, crashed, [], hidden=True)
+    passed, msg = judge_cell(expected, crashed, [], hidden=True)
     assert not passed and "1e4" not in msg and "ValueError" not in msg
-    passed, msg = _judge_cell(expected, CellResult(0, records=[{"label": "hidden one",
+    passed, msg = judge_cell(expected, CellResult(0, records=[{"label": "hidden one",
                                                                  "got": 123456}]), [], True)
     assert not passed and "123456" not in msg and "think about large inputs" in msg
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import check_json, run_autograde
-from test_forkserver import _cmdline, assert_clean, probe, run
+from test_forkserver import assert_clean, cmdline, probe, run
 from test_isolation import GOOD, by_exercise, make  # noqa: F401 - fixture
 
 from autograde import keepwarm
@@ -40,7 +40,7 @@ def runtime(tmp_path, monkeypatch):
 def _wait_gone(pid: int, seconds: float = 30.0) -> bool:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        if b"autograde.keepwarm" not in _cmdline(pid):
+        if b"autograde.keepwarm" not in cmdline(pid):
             return True
         time.sleep(0.1)
     return False

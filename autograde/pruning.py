@@ -52,13 +52,13 @@ def analyse(source: str) -> CellInfo:
     uses: set[str] = set()
     pinned = False
     for stmt in tree.body:  # names bound at the top level of the cell
-        for node in _top_level_binders(stmt):
+        for node in top_level_binders(stmt):
             if isinstance(node, ast.Name):
                 binds.add(node.id)
                 variables.add(node.id)
             elif isinstance(node, str):
                 binds.add(node)
-    uses = _global_uses(source, tree)
+    uses = global_uses(source, tree)
     for node in ast.walk(tree):
         if isinstance(node, (ast.Global, ast.Nonlocal)):
             pinned = True
@@ -83,7 +83,7 @@ def analyse(source: str) -> CellInfo:
     return CellInfo(binds, uses, variables, pinned)
 
 
-def _global_uses(source: str, tree) -> set[str]:
+def global_uses(source: str, tree) -> set[str]:
     """Module-level names the cell reads before it binds them itself (flow-ordered at the top
     level; any global read from inside its functions, classes and comprehensions)."""
     try:
@@ -94,8 +94,8 @@ def _global_uses(source: str, tree) -> set[str]:
     external: set[str] = set()
     bound: set[str] = set()
     for stmt in tree.body:
-        external |= _scope_loads(stmt) - bound
-        names = {n if isinstance(n, str) else n.id for n in _top_level_binders(stmt)}
+        external |= scope_loads(stmt) - bound
+        names = {n if isinstance(n, str) else n.id for n in top_level_binders(stmt)}
         bound |= names
         top_binds |= names
     nested: set[str] = set()
@@ -113,7 +113,7 @@ _NEW_SCOPE = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, a
               ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
-def _scope_loads(stmt) -> set[str]:
+def scope_loads(stmt) -> set[str]:
     """Names read in the module scope by one statement (nested scopes excluded, except what
     they evaluate in the enclosing scope: decorators, defaults, a comprehension's first
     iterable, base classes)."""
@@ -145,7 +145,7 @@ def _base_name(node) -> str | None:
     return node.id if isinstance(node, ast.Name) else None
 
 
-def _top_level_binders(stmt):
+def top_level_binders(stmt):
     if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         yield stmt.name
         return

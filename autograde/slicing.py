@@ -26,8 +26,8 @@ import contextlib
 import symtable
 from dataclasses import dataclass, field
 
-from .pruning import _global_uses, _scope_loads, _top_level_binders
 from .pruning import analyse as analyse_trusted
+from .pruning import global_uses, scope_loads, top_level_binders
 
 MAGIC_PREFIXES = ("%", "!")
 
@@ -85,8 +85,8 @@ def _import_fields(stmt) -> dict:
 def _student_unit(stmt: ast.stmt, pos: int, cell: int, where: str) -> Unit:
     src = ast.unparse(stmt)
     u = Unit(pos, cell, src, False, where=where, tree=stmt)
-    u.binds = {n if isinstance(n, str) else n.id for n in _top_level_binders(stmt)}
-    u.top_reads = _scope_loads(stmt)
+    u.binds = {n if isinstance(n, str) else n.id for n in top_level_binders(stmt)}
+    u.top_reads = scope_loads(stmt)
     u.body_reads = _nested_globals(src)
     if isinstance(stmt, ast.Import):
         for alias in stmt.names:
@@ -196,7 +196,7 @@ def trusted_unit(source: str, pos: int, cell: int, kind: str, grade_id: str | No
         tree = ast.parse(strip_magics(source))
     except SyntaxError:
         tree = None
-    reads = _global_uses(source, tree) if tree is not None else set(info.uses)
+    reads = global_uses(source, tree) if tree is not None else set(info.uses)
     u.top_reads = set(reads)
     u.body_reads = set(reads)
     if tree is not None:

@@ -194,7 +194,11 @@ def _pool(sandbox, args):
     if args.keep_warm:
         from .keepwarm import kept_pool
 
-        return kept_pool(sandbox, args.warm_minutes)
+        notes: list[str] = []
+        pool = kept_pool(sandbox, args.warm_minutes, notes)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        return pool
     from .forkserver import short_lived_pool
 
     return short_lived_pool(sandbox)

@@ -174,13 +174,18 @@ def _connect(path: Path) -> KeptServer | None:
     return server
 
 
-def kept_pool(sandbox, minutes: float = KEEP_MINUTES) -> ForkServer | None:
+def kept_pool(sandbox, minutes: float = KEEP_MINUTES, notes: list[str] | None = None
+              ) -> ForkServer | None:
     """The kept warm parent for ``sandbox`` (a keeper is started now when none runs, so this
     check pays its start-up and the next one does not). When it is busy or cannot be used:
-    a short-lived parent, as without ``--keep-warm`` (or None: grade cold)."""
+    a short-lived parent, as without ``--keep-warm`` (or None: grade cold), and a line in
+    ``notes`` that says why."""
     from .forkserver import short_lived_pool
 
-    if fork_disabled_reason():
+    notes = [] if notes is None else notes
+    reason = fork_disabled_reason()
+    if reason:
+        notes.append(f"--keep-warm: no warm parent can run here ({reason}); cold kernel")
         return None
     try:
         folder = state_dir()
@@ -196,8 +201,10 @@ def kept_pool(sandbox, minutes: float = KEEP_MINUTES) -> ForkServer | None:
                     server = _connect(path)
         if server is not None:
             return server
-    except (OSError, ForkUnavailable):
-        pass
+        notes.append("--keep-warm: the kept parent is busy with another check (or did not "
+                     "start); this check started its own")
+    except (OSError, ForkUnavailable) as exc:
+        notes.append(f"--keep-warm: {exc}; this check started its own parent")
     return short_lived_pool(sandbox)
 
 

@@ -80,9 +80,11 @@ def test_a_check_meanwhile_gets_its_own_parent(runtime):
     holder = keepwarm.kept_pool(SANDBOX, minutes=2)
     assert isinstance(holder, keepwarm.KeptServer)
     holder.wait_ready()
-    other = keepwarm.kept_pool(SANDBOX, minutes=2)
+    notes = []
+    other = keepwarm.kept_pool(SANDBOX, minutes=2, notes=notes)
     try:
         assert isinstance(other, ForkServer) and not isinstance(other, keepwarm.KeptServer)
+        assert len(notes) == 1 and "busy" in notes[0], notes
         results, _, execution = run(other, "print('own parent')")
         assert execution == WARM and "own parent" in results[0].stdout
     finally:
@@ -127,9 +129,11 @@ def test_a_folder_others_can_open_is_refused(runtime):
     os.chmod(folder, 0o755)
     with pytest.raises(ForkUnavailable, match="mode 0700"):
         keepwarm.state_dir()
-    pool = keepwarm.kept_pool(SANDBOX, minutes=2)  # falls back to a parent of its own
+    notes = []
+    pool = keepwarm.kept_pool(SANDBOX, minutes=2, notes=notes)  # a parent of its own
     try:
         assert isinstance(pool, ForkServer) and not isinstance(pool, keepwarm.KeptServer)
+        assert len(notes) == 1 and "not a folder of mode 0700" in notes[0], notes
     finally:
         pool.close()
     assert list(folder.iterdir()) == []

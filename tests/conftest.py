@@ -38,6 +38,21 @@ def run_autograde(args, env=None, check=False, timeout=900):
     return proc
 
 
+@pytest.fixture
+def env(mini_course):
+    """The environment that makes the mini course the course root."""
+    return {"TUG_COURSE_ROOT": str(mini_course)}
+
+
+def by_exercise(report) -> dict[str, float]:
+    """Points per exercise (a test without an exercise counts under its grade id)."""
+    out: dict[str, float] = {}
+    for t in report["tests"]:
+        key = t["exercise"] or t["grade_id"]
+        out[key] = out.get(key, 0.0) + t["score"]
+    return out
+
+
 def check_json(path, env=None, extra=()):
     proc = run_autograde(["check", str(path), "--json", *extra], env=env)
     try:
@@ -58,4 +73,4 @@ def copy_with(src: Path, dst: Path, replacements: dict[str, str]) -> Path:
     return dst
 
 
-__all__ = ["ROOT", "run_autograde", "check_json", "copy_with", "shutil"]
+__all__ = ["ROOT", "run_autograde", "check_json", "copy_with", "by_exercise", "shutil"]

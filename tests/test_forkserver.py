@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import check_json
-from test_isolation import GOOD, by_exercise, make  # noqa: F401 - fixture
+from conftest import by_exercise, check_json
+from test_isolation import GOOD, make  # noqa: F401 - fixture
 
 from autograde.forkserver import ForkServer, fork_disabled_reason
 from autograde.runner import COLD, WARM, CellJob, run_cells

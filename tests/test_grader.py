@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import check_json, copy_with, run_autograde
+from conftest import by_exercise, check_json, copy_with, run_autograde
 
 pytestmark = pytest.mark.slow
 
@@ -27,19 +27,6 @@ GOOD_SIGMOID = '''def sigmoid(x):
 
 def scores(report):
     return {t["grade_id"]: t["score"] for t in report["tests"]}
-
-
-def by_exercise(report):
-    out = {}
-    for t in report["tests"]:
-        out.setdefault(t["exercise"] or t["grade_id"], 0.0)
-        out[t["exercise"] or t["grade_id"]] += t["score"]
-    return out
-
-
-@pytest.fixture
-def env(mini_course):
-    return {"TUG_COURSE_ROOT": str(mini_course)}
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import check_json, run_autograde
+from conftest import by_exercise, check_json, run_autograde
 
 from autograde.grader import judge_cell, plan
 from autograde.runner import CellResult
@@ -57,19 +57,6 @@ def build(base: Path, dest: Path, answers: dict[str, str] | None = None,
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(nb))
     return dest
-
-
-def by_exercise(report):
-    out: dict[str, float] = {}
-    for t in report["tests"]:
-        key = t["exercise"] or t["grade_id"]
-        out[key] = out.get(key, 0.0) + t["score"]
-    return out
-
-
-@pytest.fixture
-def env(mini_course):
-    return {"TUG_COURSE_ROOT": str(mini_course)}
 
 
 @pytest.fixture

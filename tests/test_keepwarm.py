@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import check_json, run_autograde
+from conftest import by_exercise, check_json, run_autograde
 from test_forkserver import assert_clean, cmdline, probe, run
-from test_isolation import GOOD, by_exercise, make  # noqa: F401 - fixture
+from test_isolation import GOOD, make  # noqa: F401 - fixture
 
 from autograde import keepwarm
 from autograde.forkserver import ForkServer, ForkUnavailable, fork_disabled_reason

@@ -231,10 +231,13 @@ def _is_keeper(pid: int) -> bool:
 def _start_keeper(folder: Path, key: str, sandbox, minutes: float) -> None:
     config = {"memory_mb": sandbox.memory_mb, "hide": [str(p) for p in sandbox.hide],
               "isolate": sandbox.isolate}
+    here = str(Path(__file__).resolve().parent.parent)  # importable from any folder
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (here, os.environ.get("PYTHONPATH", "")) if p))
     with open(folder / KEEPER_LOG, "ab") as log:
         subprocess.Popen([sys.executable, "-m", "autograde.keepwarm", str(folder), key,
                           json.dumps(config), str(minutes)],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                          start_new_session=True, close_fds=True, cwd=str(folder))
 
 

@@ -277,8 +277,8 @@ def mlp(n_in: int, n_out: int | None, *, depth: int, width: int,
                          f"not {batch_norm!r}")
     norm = norm or (lambda n: nn.BatchNorm1d(n, dtype=dtype))
     with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+        if seed is not None:  # the CPU generator only (torch.manual_seed also seeds devices)
+            torch.default_generator.manual_seed(seed)
         blocks, fan = [], n_in
         for _ in range(depth):
             parts: list[nn.Module] = [nn.Linear(fan, width, bias=linear_bias, dtype=dtype)]

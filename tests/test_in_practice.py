@@ -395,3 +395,30 @@ def test_training_doctor_stop_button_is_reset_when_training_ends():
     doc.stop()
     assert doc.wait(10) and doc.run.status == "stopped"
     assert stop.disabled and stop.button_style == ""
+
+
+def test_live_trainer_records_what_a_full_run_records(data):
+    # The widget's live Trainer skips what it does not show, and keeps dL/dz only on the last
+    # step of each advance(); every value it records equals the full run's.
+    cfg = ip.RunConfig(depth=3, width=16, steps=25, record_every=1, measure_steps=True,
+                       activation="sigmoid", init="pytorch_default", optimizer="sgd", lr=0.3)
+    full, live = ip.Trainer(cfg, data, probe_size=64), ip.Trainer(cfg, data, probe_size=64,
+                                                                  live=True)
+    while not full.done:
+        full.advance(10)
+        live.advance(10)
+        t = full.step
+        for name in ("losses", "grad_norms", "step_ratios"):
+            np.testing.assert_array_equal(getattr(live, name)[:t], getattr(full, name)[:t])
+        assert live.act_fraction == full.act_fraction
+        assert live.out_grad_steps[-1] == t - 1 and full.out_grad_steps == list(range(t))
+        assert live.out_grad_rms[-1] == full.out_grad_rms[t - 1]
+    assert live.out_grad_steps == [9, 19, 24] and not live.act_std
+    assert np.isnan(live.update_ratios).all()
+
+
+def test_trainer_advance_stops_when_asked(data):
+    cfg = ip.RunConfig(depth=2, width=8, steps=20)
+    trainer = ip.Trainer(cfg, data)
+    trainer.advance(10, stop=lambda: trainer.step >= 3)
+    assert trainer.step == 3 and not trainer.done

@@ -264,6 +264,17 @@ def test_training_run_history():
     assert np.all((h["saturation"] >= 0) & (h["saturation"] <= 1))
 
 
+def test_training_run_keeps_dz_of_the_last_step_of_each_chunk():
+    run = V.TrainingRun(steps=30, depth=3, width=16)
+    run.advance(10)
+    run.advance(7)
+    h = run.history()
+    assert list(h["out_grad_step"]) == [10, 17] and h["out_grad_rms"].shape == (2, 4)
+    assert np.all(h["out_grad_rms"] > 0)
+    run.advance(10, stop=lambda: run.step_count >= 20)  # a superseded run ends mid-chunk
+    assert run.step_count == 20 and list(run.history()["out_grad_step"]) == [10, 17]
+
+
 def test_training_run_diverges_and_clipping_is_applied():
     h = V.training_doctor_data(steps=100, activation="relu", init="normal", lr=1.0)
     assert h["status"] == "diverged" and len(h["loss"]) < 100

@@ -187,13 +187,16 @@ def _set_mode(model: nn.Module, cfg: RunConfig, step: int = 0) -> None:
                 m.eval()
 
 
-def _probe(model: nn.Module, x: torch.Tensor):
-    acts = [m for m in model.modules() if isinstance(m, ACTIVATION_TYPES)]
+def _probe(model: nn.Module, x: torch.Tensor, acts: list[nn.Module], moments: bool = True):
+    """``(std, mean, frac)`` of each activation module's output on ``x`` (std and mean are
+    ``None`` without ``moments``)."""
     _, calls = capture_outputs(model, x, acts)
     outs = {id(m): o for m, o in calls}
+    frac = [layer_activation_fraction(m, outs[id(m)]) for m in acts]
+    if not moments:
+        return None, None, frac
     std = [float(outs[id(m)].double().std(unbiased=False)) for m in acts]
     mean = [float(outs[id(m)].double().mean()) for m in acts]
-    frac = [layer_activation_fraction(m, outs[id(m)]) for m in acts]
     return std, mean, frac
 
 
@@ -212,16 +215,28 @@ class Trainer:
     ``result()`` finishes the run (last checkpoint, evaluation) and returns the
     :class:`RunResult`. Activation statistics are measured on the first ``probe_size`` training
     samples. The training doctor widget drives one of these from a thread.
+
+    ``out_grad_rms`` rows are recorded on the steps listed in ``out_grad_steps``: the
+    checkpoint steps. ``live=True`` (the widget's live runs, which read a run after each
+    ``advance``) records only what the live doctor shows and :func:`diagnose` reads, so each
+    step costs less: the loss, gradient norms, the step taken (``step_ratios``, with
+    ``cfg.measure_steps``) and the saturated or dead fractions at checkpoints, with ``dL/dz``
+    on the last step of each ``advance`` call instead of at checkpoints; ``update_ratios`` and
+    ``grad_to_weight`` stay NaN and ``act_std``, ``act_mean``, ``weight_std`` and
+    ``bn_var_history`` empty. Every value it records equals the one a full run records.
     """
 
     def __init__(self, cfg: RunConfig, data, seed: int = 0, keep_model: bool = False,
-                 probe_size: int = 256):
+                 probe_size: int = 256, live: bool = False):
         self.t0 = time.perf_counter()
         self.cfg, self.seed, self.keep_model = cfg, seed, keep_model
         self.x_train, self.y_train, self.x_test, self.y_test = data
         self.model = make_mlp(cfg, seed, in_features=self.x_train.shape[1],
                               out_features=int(self.y_train.max()) + 1)
         self.linears = [m for m in self.model.modules() if isinstance(m, nn.Linear)]
+        self.acts = [m for m in self.model.modules() if isinstance(m, ACTIVATION_TYPES)]
+        self.norms = [m for m in self.model.modules() if isinstance(m, nn.BatchNorm1d)]
+        self.live = live
         n_lin = len(self.linears)
         self.loss_fn = nn.CrossEntropyLoss()
         self.gen = torch.Generator().manual_seed(20_000 + seed)
@@ -239,6 +254,7 @@ class Trainer:
         self.weight_std: list = []
         self.bn_var_history: list = []
         self.out_grad_rms: list = []
+        self.out_grad_steps: list[int] = []
         self.opt = _make_optimizer(cfg, self.model.parameters())
         self.diverged = False
         self.clipped = 0
@@ -260,31 +276,34 @@ class Trainer:
 
     def checkpoint(self, step: int) -> None:
         """Record the activations' statistics on the probe batch and the weights' spread."""
-        model = self.model
+        model, norms = self.model, self.norms
         self._ensure_mode(step)  # the probe sees the mode the training step would use
-        norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
         was = [m.momentum for m in norms]
         for m in norms:
             m.momentum = 0.0  # the probe must not move the running statistics
-        s, mu, fr = _probe(model, self.probe_x)
+        s, mu, fr = _probe(model, self.probe_x, self.acts, moments=not self.live)
         for m, mom in zip(norms, was, strict=True):
             m.momentum = mom
         self.checkpoints.append(step)
+        self.act_fraction.append(fr)
+        if self.live:
+            return
         self.act_std.append(s)
         self.act_mean.append(mu)
-        self.act_fraction.append(fr)
         self.weight_std.append([float(m.weight.detach().double().std(unbiased=False))
                                 for m in self.linears])
         if norms:
             self.bn_var_history.append([float(m.running_var.detach().double().mean())
                                         for m in norms])
 
-    def advance(self, n_steps: int) -> None:
-        """Train up to ``n_steps`` more steps (fewer when the run ends or diverges)."""
+    def advance(self, n_steps: int, stop=None) -> None:
+        """Train up to ``n_steps`` more steps: fewer when the run ends or diverges, or when
+        ``stop`` (a callable, asked before each step) returns True."""
         cfg, model, linears = self.cfg, self.model, self.linears
-        n = self.x_train.shape[0]
+        n, live = self.x_train.shape[0], self.live
+        last = min(self.step + n_steps, cfg.steps) - 1  # live: the step dL/dz is kept on
         for _ in range(n_steps):
-            if self.done:
+            if self.done or (stop is not None and stop()):
                 return
             step = self.step
             if cfg.optimizer == "adam_then_sgd" and step == cfg.steps // 2:
@@ -294,7 +313,7 @@ class Trainer:
                 self.checkpoint(step)
             self._ensure_mode(step)
             idx = torch.randint(0, n, (cfg.batch_size,), generator=self.gen)
-            if at_checkpoint:  # also keep dL/dz of every Linear's output z on this step
+            if (step == last) if live else at_checkpoint:  # keep dL/dz of each Linear's z
                 out, calls = capture_outputs(model, self.x_train[idx], linears, no_grad=False)
                 zs = [z for _, z in calls]
                 for z in zs:
@@ -309,17 +328,19 @@ class Trainer:
                 self.out_grad_rms.append(torch.stack([
                     zero if z.grad is None else z.grad.double().pow(2).mean() for z in zs
                 ]).sqrt().tolist())
+                self.out_grad_steps.append(step)
             lv = float(loss.detach())
             self.losses[step] = lv
             lr = self.opt.param_groups[0]["lr"]
             with torch.no_grad():
-                ws = torch.stack([m.weight.std(unbiased=False) for m in linears]).double()
                 grads = [m.weight.grad for m in linears]
-                gs = torch.stack([g.std(unbiased=False) for g in grads]).double().numpy()
                 self.grad_norms[step] = torch.stack(torch._foreach_norm(grads)).double()
-            with np.errstate(all="ignore"):
-                self.grad_to_weight[step] = gs / ws.numpy()
-                self.update_ratios[step] = np.log10(lr * self.grad_to_weight[step])
+                if not live:
+                    ws = torch.stack([m.weight.std(unbiased=False) for m in linears]).double()
+                    gs = torch.stack([g.std(unbiased=False) for g in grads]).double().numpy()
+                    with np.errstate(all="ignore"):
+                        self.grad_to_weight[step] = gs / ws.numpy()
+                        self.update_ratios[step] = np.log10(lr * self.grad_to_weight[step])
             before = [m.weight.detach().clone() for m in linears] if cfg.measure_steps else None
             if not math.isfinite(lv):
                 self.diverged = True
@@ -329,10 +350,12 @@ class Trainer:
                 self.clipped += int(float(total) > cfg.clip)
             self.opt.step()
             if before is not None:
-                for j, m in enumerate(linears):
-                    d = (m.weight.detach() - before[j]).double().std(unbiased=False)
-                    self.step_ratios[step, j] = _log_ratio(
-                        float(d), float(before[j].double().std(unbiased=False)))
+                with torch.no_grad():
+                    d = torch.stack([(m.weight - b).double().std(unbiased=False)
+                                     for m, b in zip(linears, before, strict=True)]).tolist()
+                    w = torch.stack([b.double().std(unbiased=False) for b in before]).tolist()
+                for j in range(len(linears)):
+                    self.step_ratios[step, j] = _log_ratio(d[j], w[j])
             self.step = step + 1
 
     def result(self) -> RunResult:

@@ -9,11 +9,14 @@ kernel's main thread stays free, so button clicks and control changes are handle
 Stop (or any control change, which starts a new run) sets the run's own ``threading.Event``;
 the thread checks it between chunks and ends within one chunk (~10 steps). Each run has a
 generation number and only the current generation may touch the widgets, so an old thread can
-never overwrite a newer run's figure. Without a widget front end, everything runs synchronously.
+never overwrite a newer run's figure; a run superseded by a newer one also ends within one step
+(its thread checks the generation before each step). Without a widget front end, everything
+runs synchronously.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import threading
@@ -56,9 +59,11 @@ class TrainingRun:
 
     The widget's parameters become a :class:`course_utils.in_practice.RunConfig` (mini-batches
     of 64, activations probed on 64 samples at every step, the optimizer's real step
-    measured); ``history()``
-    holds ``loss`` (T,), ``grad_norms`` (T, L) for the L Linear layers (input side first),
-    ``out_grad_rms`` (T, L): the RMS of dL/dz at each Linear's output on each step's batch,
+    measured), trained by a ``live`` Trainer (it records only what the widget shows).
+    ``history()`` holds ``loss`` (T,), ``grad_norms`` (T, L) for the L Linear layers (input
+    side first), ``out_grad_rms`` (R, L): the RMS of dL/dz at each Linear's output on the
+    batch of the last step of each ``advance`` (the steps, counted from 1 like ``step``, in
+    ``out_grad_step``; the last row is the last step's, which is all the diagnosis reads),
     ``update_ratio`` (T, L) as log10 std(Δw)/std(w), ``saturation`` (T, L-1): the saturated
     (sigmoid, tanh) or dead (ReLU) fraction of each hidden layer, and ``status`` ("running",
     "done", "stopped", "diverged").
@@ -77,7 +82,7 @@ class TrainingRun:
                         clip=clip if clip > 0 else None, optimizer=optimizer, lr=lr,
                         steps=steps, batch_size=BATCH, record_every=1, measure_steps=True)
         with single_thread():
-            self.trainer = Trainer(cfg, _digits(), seed=seed, probe_size=BATCH)
+            self.trainer = Trainer(cfg, _digits(), seed=seed, probe_size=BATCH, live=True)
         self.model = self.trainer.model
         self.total_steps = steps
         self.status = "running"
@@ -94,12 +99,13 @@ class TrainingRun:
     def done(self) -> bool:
         return self.status != "running"
 
-    def advance(self, n_steps: int) -> None:
-        """Train up to ``n_steps`` more steps (fewer if the run ends or diverges)."""
+    def advance(self, n_steps: int, stop=None) -> None:
+        """Train up to ``n_steps`` more steps (fewer if the run ends or diverges, or once
+        ``stop()``, asked before each step, returns True)."""
         if self.done:
             return
         with single_thread():
-            self.trainer.advance(n_steps)
+            self.trainer.advance(n_steps, stop)
         if self.trainer.diverged:
             self.status = "diverged"
         elif self.trainer.done:
@@ -114,9 +120,12 @@ class TrainingRun:
         if tr.diverged:
             t += 1  # the step whose loss became inf/NaN
         frac = np.asarray(tr.act_fraction[:t], dtype=float).reshape(-1, self.config["depth"])
+        rows = bisect.bisect_left(tr.out_grad_steps, t)  # the rows of steps 0 .. t-1
+        n_lin = tr.grad_norms.shape[1]
         return {"step": np.arange(1, t + 1), "loss": tr.losses[:t].copy(),
                 "grad_norms": tr.grad_norms[:t].copy(),
-                "out_grad_rms": np.asarray(tr.out_grad_rms[:t], dtype=float),
+                "out_grad_rms": np.asarray(tr.out_grad_rms[:rows], dtype=float).reshape(-1, n_lin),
+                "out_grad_step": np.asarray(tr.out_grad_steps[:rows], dtype=int) + 1,
                 "update_ratio": tr.step_ratios[:t].copy(),
                 "saturation": frac, "status": self.status,
                 "total_steps": self.total_steps, "config": dict(self.config)}
@@ -369,7 +378,9 @@ class TrainingDoctor(Visualiser):
                 if stop_event.is_set():
                     run.stop()
                     break
-                run.advance(self.chunk)
+                # a newer run ends this one within a step (its steps would only slow the new
+                # run's first frame, and it never draws again); Stop ends it within the chunk
+                run.advance(self.chunk, stop=lambda: gen != self.generation)
                 if gen != self.generation:  # superseded by a newer run: end quietly
                     run.stop()
                     return

@@ -216,14 +216,10 @@ class Trainer:
     :class:`RunResult`. Activation statistics are measured on the first ``probe_size`` training
     samples. The training doctor widget drives one of these from a thread.
 
-    ``out_grad_rms`` rows are recorded on the steps listed in ``out_grad_steps``: the
-    checkpoint steps. ``live=True`` (the widget's live runs, which read a run after each
-    ``advance``) records only what the live doctor shows and :func:`diagnose` reads, so each
-    step costs less: the loss, gradient norms, the step taken (``step_ratios``, with
-    ``cfg.measure_steps``) and the saturated or dead fractions at checkpoints, with ``dL/dz``
-    on the last step of each ``advance`` call instead of at checkpoints; ``update_ratios`` and
-    ``grad_to_weight`` stay NaN and ``act_std``, ``act_mean``, ``weight_std`` and
-    ``bn_var_history`` empty. Every value it records equals the one a full run records.
+    ``out_grad_steps`` lists the step of each ``out_grad_rms`` row. ``live=True`` (the widget)
+    records only what the live doctor shows and :func:`diagnose` reads, with the values a full
+    run records: loss, gradient norms, ``step_ratios``, ``act_fraction``, and ``dL/dz`` on the
+    last step of each ``advance`` call instead of at checkpoints (the rest stays NaN or empty).
     """
 
     def __init__(self, cfg: RunConfig, data, seed: int = 0, keep_model: bool = False,

@@ -19,6 +19,7 @@ copies of the cached units with their own positions (:func:`stamp`).
 
 from __future__ import annotations
 
+import ast
 import copy
 import hashlib
 import os
@@ -62,6 +63,9 @@ class AnalysisCache:
         if hit is None or any(slicing.is_module(d) != v for d, v in hit[1].items()):
             with slicing.recording_module_queries() as queries:
                 units = slicing.trusted_units(source, 0, "setup", None, "", 0)
+            for u in units:  # of a trusted unit's tree only an import is ever read (vetting)
+                if not isinstance(u.tree, ast.Import | ast.ImportFrom):
+                    u.tree = None
             hit = self.units[source] = (units, dict(queries))
             self.dirty = True
         return [stamp(u, start + k, cell, kind, grade_id, where) for k, u in enumerate(hit[0])]
@@ -99,8 +103,8 @@ class AnalysisCache:
 
 def stamp(u: slicing.Unit, pos: int, cell: int, kind: str, grade_id: str | None,
           where: str) -> slicing.Unit:
-    """A copy of a cached trusted unit at ``pos`` in ``cell`` (its sets copied, its parsed
-    tree shared: nothing changes a trusted unit's tree)."""
+    """A copy of a cached trusted unit at ``pos`` in ``cell`` (its sets copied, the parsed
+    tree of an import shared: nothing changes a trusted unit's tree)."""
     out = copy.copy(u)
     out.pos, out.cell, out.kind, out.grade_id, out.where = pos, cell, kind, grade_id, where
     out.trusted = True

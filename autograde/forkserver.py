@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import queue
 import select
 import shutil
 import signal
@@ -219,7 +220,7 @@ class ForkServer:
         kc.start_channels(hb=False)  # alive means the process runs, as for a cold kernel
         km.client_ = kc
         try:
-            kc.wait_for_ready(timeout=60)
+            wait_for_kernel(kc, km, timeout=60)
         except RuntimeError as exc:
             kc.stop_channels()
             km.kill_kernel()
@@ -248,6 +249,38 @@ class ForkServer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def wait_for_kernel(kc, km, timeout: float) -> None:
+    """Return once the kernel answers on its shell channel and its IOPub reaches us.
+
+    ``BlockingKernelClient.wait_for_ready`` does the same and then drains IOPub until it has
+    been quiet for 0.2 s, which every check paid; here the reply's own idle status on IOPub
+    proves the subscription (a message published before it took effect is lost, so the
+    request is sent again until one arrives). Older messages left on IOPub do no harm: the
+    runner reads only the messages of its own requests."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        msg_id = kc.kernel_info()
+        try:
+            reply = kc.get_shell_msg(timeout=1)
+        except queue.Empty:
+            if not km.is_alive():
+                raise RuntimeError("the kernel died before it answered") from None
+            continue
+        if reply.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        quiet_until = time.monotonic() + 0.5
+        while time.monotonic() < quiet_until:
+            try:
+                msg = kc.get_iopub_msg(timeout=0.1)
+            except queue.Empty:
+                continue
+            if msg.get("parent_header", {}).get("msg_id") == msg_id and \
+                    msg["msg_type"] == "status" and \
+                    msg["content"].get("execution_state") == "idle":
+                return
+    raise RuntimeError(f"the kernel did not answer in {timeout:g} s")
 
 
 @functools.lru_cache(maxsize=1)

@@ -209,8 +209,11 @@ def test_an_endless_loop_is_interrupted_on_the_control_channel(server):
     server.reset()
     km, kc = server.start_kernel("k-interrupt", "record", 2048)
     try:
-        msg_id = kc.execute("while True:\n    pass")
-        kc.get_iopub_msg(timeout=30)  # busy
+        msg_id = kc.execute("print('looping', flush=True)\nwhile True:\n    pass")
+        while True:  # interrupt once the loop runs (sooner, ipykernel itself would catch it)
+            msg = kc.get_iopub_msg(timeout=30)
+            if msg["msg_type"] == "stream" and "looping" in msg["content"]["text"]:
+                break
         km.interrupt_kernel()
         reply = kc.get_shell_msg(timeout=60)
         while reply["parent_header"].get("msg_id") != msg_id:  # late kernel_info replies

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_utils.nets import init_linear_
+from course_utils.nets import init_linear_, minibatch_loss
 from course_utils.plotting import LINESTYLES, MARKERS, color, set_log_axis, style_axes, subplots
 
 NORMS = (None, "layer", "batch")
@@ -200,8 +200,7 @@ def train_regression(model, X, y, steps=200, lr=0.01, batch_size=64, seed=0):
     losses = np.full(steps, np.nan)
     model.train()
     for t in range(steps):
-        idx = torch.randint(0, len(X), (batch_size,), generator=gen)
-        loss = nn.functional.mse_loss(model(X[idx]), y[idx])
+        loss = minibatch_loss(model, X, y, nn.functional.mse_loss, batch_size, gen)
         if not torch.isfinite(loss):
             break
         losses[t] = float(loss.detach())
@@ -365,8 +364,7 @@ def train_sequence_model(model, x, y, steps=200, lr=0.01, batch_size=64, clip=No
            else torch.optim.SGD(params, lr=lr))
     losses, norms = np.full(steps, np.nan), np.full(steps, np.nan)
     for t in range(steps):
-        idx = torch.randint(0, len(x), (batch_size,), generator=gen)
-        loss = nn.functional.mse_loss(model(x[idx]), y[idx])
+        loss = minibatch_loss(model, x, y, nn.functional.mse_loss, batch_size, gen)
         if not torch.isfinite(loss):
             break
         opt.zero_grad()

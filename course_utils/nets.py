@@ -48,6 +48,7 @@ __all__ = [
     "init_std",
     "init_linear_",
     "mlp",
+    "minibatch_loss",
     "single_thread",
 ]
 
@@ -302,6 +303,18 @@ def mlp(n_in: int, n_out: int | None, *, depth: int, width: int,
         init_linear_(head, head_init or init, gain=gain if head_gain is None else head_gain,
                      bias=bias if head_bias is None else head_bias, **common)
     return model
+
+
+def minibatch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn,
+                   batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``loss_fn(model(x[idx]), y[idx])`` on ``batch_size`` rows ``idx`` drawn with replacement
+    (one ``torch.randint`` from ``generator``): one step of a mini-batch training loop.
+
+    The loops of ``01_activations``, ``03_batch_norm`` and ``06_architectures`` call it once a
+    step; what each records around ``backward()`` and ``step()`` stays in the loop.
+    """
+    idx = torch.randint(0, x.shape[0], (batch_size,), generator=generator)
+    return loss_fn(model(x[idx]), y[idx])
 
 
 _threads_lock = threading.RLock()

@@ -157,3 +157,16 @@ def test_single_thread_restores_the_thread_count():
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_minibatch_loss_draws_like_a_hand_written_loop():
+    from course_utils.nets import minibatch_loss
+
+    x, y = torch.randn(50, 3), torch.randint(0, 2, (50,))
+    model = nets.mlp(3, 2, depth=1, width=4, seed=0)
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    for _ in range(3):
+        idx = torch.randint(0, len(x), (8,), generator=g1)
+        expected = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+        got = minibatch_loss(model, x, y, torch.nn.functional.cross_entropy, 8, g2)
+        assert torch.equal(got, expected)

@@ -255,7 +255,7 @@ def dying_units_experiment(activations: Sequence[str] = tuple(DYING_ACTIVATIONS)
     import torch.nn.functional as F
 
     from course_utils.datasets import load_digits_split
-    from course_utils.nets import ACTIVATIONS, single_thread
+    from course_utils.nets import ACTIVATIONS, minibatch_loss, single_thread
 
     x, y, x_test, y_test = load_digits_split()
 
@@ -281,8 +281,7 @@ def dying_units_experiment(activations: Sequence[str] = tuple(DYING_ACTIVATIONS)
                 for lr, steps in ((burst_lr, burst_steps), (recovery_lr, recovery_steps)):
                     opt = torch.optim.Adam(model.parameters(), lr=lr)
                     for _ in range(steps):
-                        idx = torch.randint(0, len(x), (batch_size,), generator=batches)
-                        loss = F.cross_entropy(model(x[idx]), y[idx])
+                        loss = minibatch_loss(model, x, y, F.cross_entropy, batch_size, batches)
                         opt.zero_grad()
                         loss.backward()
                         opt.step()

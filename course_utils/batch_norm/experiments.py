@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_utils.nets import mlp
+from course_utils.nets import minibatch_loss, mlp
 
 
 # --------------------------------------------------------------------------- experiments
@@ -61,8 +61,7 @@ def train_classifier(model: nn.Module, X, y, lr: float, steps: int, batch_size: 
     losses, grad_norms = [], []
     model.train()
     for _ in range(steps):
-        idx = torch.randint(0, X.shape[0], (batch_size,), generator=g)
-        loss = nn.functional.cross_entropy(model(X[idx]), y[idx])
+        loss = minibatch_loss(model, X, y, nn.functional.cross_entropy, batch_size, g)
         opt.zero_grad()
         loss.backward()
         losses.append(loss.item())
@@ -119,8 +118,7 @@ def layer_input_drift(model: nn.Module, X, y, lr: float, steps: int, layer: int,
     hook = acts[layer].register_forward_hook(lambda mod, inp, out: seen.__setitem__("a", out))
     stats = []
     for _ in range(steps):
-        idx = torch.randint(0, X.shape[0], (batch_size,), generator=g)
-        loss = nn.functional.cross_entropy(model(X[idx]), y[idx])
+        loss = minibatch_loss(model, X, y, nn.functional.cross_entropy, batch_size, g)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -110,7 +110,8 @@ def text_caching_canvas():
         and rendered on each draw), and a widget redraws the same labels over and over. Bitmaps are
         keyed by string, font, angle, colour and dpi and placed at whole-pixel positions (at most
         half a pixel from where Agg puts them). Only the renderer's public interface is overridden
-        (``get_text_width_height_descent``, ``draw_text``); the widget benchmark
+        (``get_text_width_height_descent``, ``draw_text``) plus matplotlib's optional
+        ``_get_font_height_metrics`` hook (see there); the widget benchmark
         (``python -m benchmarks --only widgets``) shows what it saves.
         """
 
@@ -121,6 +122,37 @@ def text_caching_canvas():
             value = _lru_get(_TEXT_METRICS, key)
             if value is None:
                 value = super().get_text_width_height_descent(s, prop, ismath)
+                _lru_put(_TEXT_METRICS, key, value)
+            return value
+
+        def _get_font_height_metrics(self, prop):
+            """(ascent, descent, line gap) of ``prop``'s font in pixels, cached.
+
+            matplotlib (3.10 and later) lays out every text by asking the renderer for this
+            if the renderer has it, and otherwise reads the font's OS/2 or hhea table again
+            for each of the dozens of labels a widget redraws (15 to 40 ms of a frame). The
+            numbers are the ones matplotlib computes, from the public ``font_manager`` API. A
+            matplotlib without this optional hook never calls it and lays text out as before;
+            ``tests/test_plotting.py`` checks that both layouts agree.
+            """
+            key = ("height", hash(prop), self.dpi)
+            value = _lru_get(_TEXT_METRICS, key)
+            if value is None:
+                from matplotlib.font_manager import findfont, get_font
+
+                font = get_font(findfont(prop))
+                value = (None, None, None)
+                for table_name, gap_key, ascent_key, descent_key in (
+                        ("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"),
+                        ("hhea", "lineGap", "ascent", "descent")):
+                    table = font.get_sfnt_table(table_name)
+                    if table is None:
+                        continue
+                    scale = (prop.get_size_in_points() * self.dpi / 72
+                             / font.get_sfnt_table("head")["unitsPerEm"])
+                    value = (table[ascent_key] * scale, -table[descent_key] * scale,
+                             table[gap_key] * scale)
+                    break
                 _lru_put(_TEXT_METRICS, key, value)
             return value
 

@@ -81,6 +81,33 @@ def test_text_caching_canvas_draws_what_agg_draws():
         assert differ(got, plain) < 0.1 * text_area
 
 
+def test_text_caching_canvas_lays_text_out_as_agg_does(monkeypatch):
+    def extents(fig):
+        ax = fig.add_subplot()
+        ax.plot([1, 10, 100], [3, 30, 3000])
+        P.style_axes(ax, xlabel="steps\n(two lines)", ylabel="loss", title="Title")
+        P.set_log_axis(ax, "y")
+        ax.text(2, 20, "rotated", rotation=30, fontsize=13)
+        if not isinstance(fig.canvas, FigureCanvasAgg):
+            FigureCanvasAgg(fig)
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text() and t.get_visible()]
+        return [tuple(np.round(t.get_window_extent(renderer).bounds, 6)) for t in texts]
+
+    import matplotlib.text
+
+    font_reads = []
+    real = matplotlib.text.get_font
+    monkeypatch.setattr(matplotlib.text, "get_font",
+                        lambda *a, **k: font_reads.append(1) or real(*a, **k))
+    plain = extents(Figure(figsize=(4, 3), dpi=72))
+    assert len(plain) > 8 and font_reads  # plain Agg reads the font's tables per label
+    font_reads.clear()
+    assert extents(P.new_figure(4, 3)) == plain
+    assert font_reads == []  # the cached canvas answered from its own metrics
+
+
 def test_log_safe_and_finite_or():
     np.testing.assert_array_equal(P.finite_or([1.0, np.nan, np.inf], -1.0), [1.0, -1.0, -1.0])
     out = P.log_safe([0.0, np.nan, np.inf, 5.0])

@@ -8,8 +8,10 @@ package is split by job; every public name is importable from ``course_utils.in_
 =====================  =====================================================================
 module                 holds
 =====================  =====================================================================
-:mod:`.runs`           ``RunConfig``, ``make_mlp``, ``Trainer``, ``train_run``, ``RunResult``,
-                       ``run_seeds``, ``summarize_runs``, ``format_table``, ``with_name``
+:mod:`.runs`           ``RunConfig``, ``make_mlp``, ``RunResult``, ``summarize_runs``,
+                       ``format_table``, ``with_name``
+:mod:`.trainer`        ``Trainer`` (and its live mode for the widget), ``train_run``,
+                       ``run_seeds``
 :mod:`.health`         ``gradient_health`` (the exercise's reference), ``health_verdict`` and
                        its thresholds, ``build_health_case``, ``collect_layer_tensors``
 :mod:`.doctor`         ``DOCTOR_CAUSES``, ``doctor_cases``, ``doctor_summary``, ``diagnose``
@@ -44,14 +46,12 @@ from course_utils.in_practice.plots import (
 from course_utils.in_practice.runs import (
     RunConfig,
     RunResult,
-    Trainer,
     format_table,
     make_mlp,
-    run_seeds,
     summarize_runs,
-    train_run,
     with_name,
 )
+from course_utils.in_practice.trainer import Trainer, run_seeds, train_run
 
 __all__ = [
     "VANISH_RATIO",
